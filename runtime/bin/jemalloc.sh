@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+#
+# jemalloc.sh COMMAND [ARGS...]
+#
+# Runs one command with jemalloc preloaded, whatever JEMALLOC_ENABLED and
+# JEMALLOC_PROCESS_TYPES say (e.g. `jemalloc.sh bundle exec sidekiq` in a
+# Procfile, or to try jemalloc in a one-off dyno).
+#
+# Unlike the jemalloc.sh that ships with jemalloc itself, this one ADDS the
+# library in front of the existing LD_PRELOAD instead of replacing it, so
+# other preloaded libraries keep working.
+set -euo pipefail
+
+# Helper variables are named _jm_* so that they cannot clobber a variable the
+# app exported: the command we exec inherits the whole environment.
+
+usage() {
+  printf 'Usage: %s COMMAND [ARGS...]\n' "${0##*/}"
+  printf 'Runs COMMAND with jemalloc preloaded (added first to LD_PRELOAD).\n'
+}
+
+case "${1-}" in
+  -h | --help) usage; exit 0 ;;
+  --) shift ;;
+esac
+if [ "$#" -eq 0 ]; then
+  usage >&2
+  exit 2
+fi
+
+# Find the library next to this script's real location (bin/../lib), so the
+# wrapper works through symlinks and outside /app (e.g. in tests). readlink -f
+# is coreutils; if it is unavailable fall back to the path we were run by.
+_jm_self=$(readlink -f -- "${BASH_SOURCE[0]}" 2>/dev/null) || _jm_self=
+if [ -z "$_jm_self" ]; then
+  _jm_self=${BASH_SOURCE[0]}
+fi
+case "$_jm_self" in
+  */*) _jm_bindir=${_jm_self%/*} ;;
+  *) _jm_bindir=. ;;
+esac
+_jm_libdir=$(CDPATH='' cd -P -- "$_jm_bindir/../lib" 2>/dev/null && pwd -P) || _jm_libdir=$_jm_bindir/../lib
+_jm_lib=$_jm_libdir/libjemalloc.so
+
+# A missing library is a broken build: refuse to run the command without the
+# allocator it was explicitly asked to run with, rather than hide the problem.
+if [ ! -e "$_jm_lib" ]; then
+  printf " !     jemalloc.sh: %s not found; the jemalloc build is missing (the jemalloc buildpack must run before the app's build), not running '%s'\n" \
+    "$_jm_lib" "$1" >&2
+  exit 1
+fi
+
+# Our library first, then every other entry in order. ld.so accepts ':' and
+# ' ' as separators; we write ':' only, drop empty entries, and drop earlier
+# copies of our library (here or at /app, where the profile.d shim puts it)
+# so it is never listed twice.
+_jm_new=$_jm_lib
+_jm_rest=${LD_PRELOAD:-}
+while [ -n "$_jm_rest" ]; do
+  _jm_item=${_jm_rest%%[: ]*}
+  _jm_rest=${_jm_rest#"$_jm_item"}
+  _jm_rest=${_jm_rest#[: ]}
+  case "$_jm_item" in
+    '' | "$_jm_libdir"/libjemalloc* | /app/vendor/jemalloc/lib/libjemalloc*) ;;
+    *) _jm_new=$_jm_new:$_jm_item ;;
+  esac
+done
+export LD_PRELOAD=$_jm_new
+
+# Same default as the profile.d shim: only when the app has not set it.
+if [ -z "${MALLOC_ARENA_MAX+x}" ]; then
+  export MALLOC_ARENA_MAX=2
+fi
+
+exec "$@"
