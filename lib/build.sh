@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Building jemalloc from verified source into a minimal tree (bin/ and lib/) for /app/vendor/jemalloc.
+# The SHA-256 of this file is part of the cache key: editing the recipe invalidates cached builds.
+
+# Where the library lives in the dyno. It is compiled into jemalloc-config and jeprof, and the
+# build happens elsewhere, so it is given as --prefix and the result is staged with DESTDIR.
+BUILD_RUNTIME_PREFIX="/app/vendor/jemalloc"
+BUILD_LOG_TAIL_LINES=30
+
+# Usage: build::requested_options PROFILING
+# Prints the configure options the buildpack asks for, for the cache key. The options added
+# only when a release supports them (build::configure_flags) follow from the source itself,
+# whose SHA-256 is also in the key.
+build::requested_options() {
+	local profiling="$1"
+	if [[ "${profiling}" == true ]]; then
+		echo "--prefix=${BUILD_RUNTIME_PREFIX} --enable-prof"
+	else
+		echo "--prefix=${BUILD_RUNTIME_PREFIX}"
+	fi
+}
+
+# Usage: build::fail LOG_FILE "what failed" ["how to fix" ...]
+# Fails the build, showing the end of the compile log.
+build::fail() {
+	local log_file="$1" what="$2" log_lines=()
+	shift 2
+	mapfile -t log_lines < <(tail -n "${BUILD_LOG_TAIL_LINES}" "${log_file}" | sed 's/^/  /')
+	output::error "${what}" "Last ${BUILD_LOG_TAIL_LINES} lines of the build log:" "${log_lines[@]}" "$@"
+}
+
+# Usage: build::run_logged LOG_FILE DIRECTORY STEP_NAME COMMAND [ARGS ...]
+# Runs COMMAND in DIRECTORY with its output going to LOG_FILE only; fails the build on error.
+build::run_logged() {
+	local log_file="$1" directory="$2" step_name="$3"
+	shift 3
+	echo "+ $*" >>"${log_file}"
+	if ! (cd "${directory}" && exec "$@") >>"${log_file}" 2>&1; then
+		build::fail "${log_file}" "Building jemalloc failed during '${step_name}'." \
+			"This release may not build with this stack's compiler or C library." \
+			"Try another version, for example: heroku config:set JEMALLOC_VERSION=5.3.0"
+	fi
+}
+
+# Usage: build::unpack TARBALL SOURCE_DIR LOG_FILE
+# Unpacks a .tar.bz2 or .tar.gz (tar detects which) into SOURCE_DIR, dropping its single top
+# directory, and prints that directory's name (a git snapshot's name carries its commit).
+build::unpack() {
+	local tarball="$1" source_dir="$2" log_file="$3" listing top_dirs
+	listing="${source_dir}.listing"
+	if ! tar -tf "${tarball}" >"${listing}" 2>>"${log_file}"; then
+		build::fail "${log_file}" "The downloaded jemalloc source is not a readable .tar.bz2 or .tar.gz archive." \
+			"Check that JEMALLOC_SOURCE_URL (if set) points to a source tarball."
+	fi
+	top_dirs="$(cut -d / -f 1 "${listing}" | sort -u)"
+	if [[ -z "${top_dirs}" || "${top_dirs}" == *$'\n'* || "${top_dirs}" == . ]]; then
+		output::error \
+			"The jemalloc source archive does not have a single top directory, as release tarballs do." \
+			"Check that JEMALLOC_SOURCE_URL (if set) points to a jemalloc source tarball."
+	fi
+	mkdir -p "${source_dir}"
+	if ! tar -xf "${tarball}" -C "${source_dir}" --strip-components=1 --no-same-owner 2>>"${log_file}"; then
+		build::fail "${log_file}" "Unpacking the jemalloc source failed."
+	fi
+	echo "${top_dirs}"
+}
+
+# Usage: build::prepare_source SOURCE_DIR VERSION TOP_DIR_NAME LOG_FILE
+# Makes a git snapshot buildable like a release tarball: generate configure, and write the
+# VERSION file that configure would otherwise take from git (format <version>-<n>-g<gid>).
+build::prepare_source() {
+	local source_dir="$1" version="$2" top_dir_name="$3" log_file="$4" commit
+	if [[ ! -f "${source_dir}/configure" && -f "${source_dir}/configure.ac" ]]; then
+		if ! command -v autoconf >/dev/null; then
+			output::error \
+				"This jemalloc source has no configure script and autoconf is not installed to generate it." \
+				"Use a release tarball instead of a git snapshot (JEMALLOC_SOURCE_URL)."
+		fi
+		build::run_logged "${log_file}" "${source_dir}" autoconf autoconf
+	fi
+	if [[ ! -f "${source_dir}/configure" ]]; then
+		output::error \
+			"The jemalloc source has neither a configure script nor configure.ac." \
+			"Check that JEMALLOC_SOURCE_URL (if set) points to a jemalloc source tarball."
+	fi
+	if [[ ! -f "${source_dir}/VERSION" ]]; then
+		commit="0000000000000000000000000000000000000000"
+		if [[ "${top_dir_name}" =~ -g?([0-9a-f]{7,40})$ ]]; then
+			commit="${BASH_REMATCH[1]}"
+		fi
+		echo "${version}-0-g${commit}" >"${source_dir}/VERSION"
+		echo "+ wrote VERSION: ${version}-0-g${commit}" >>"${log_file}"
+	fi
+}
+
+# Usage: build::configure_flags SOURCE_DIR PROFILING LOG_FILE
+# Prints the configure flags, one per line. Static libraries and docs are switched off where
+# configure offers that (5.2.0 and 5.2.1 on); 5.2.1 advertises the doc switch as
+# --enable-documentation although the option is named --enable-doc.
+build::configure_flags() {
+	local source_dir="$1" profiling="$2" log_file="$3" help
+	help="$(cd "${source_dir}" && ./configure --help 2>>"${log_file}")"
+	echo "--prefix=${BUILD_RUNTIME_PREFIX}"
+	if [[ "${help}" =~ --(en|dis)able-static[^-[:alnum:]] ]]; then
+		echo "--disable-static"
+	fi
+	if [[ "${help}" =~ --(en|dis)able-doc(umentation)?[^-[:alnum:]] ]]; then
+		echo "--disable-doc"
+	fi
+	if [[ "${profiling}" == true ]]; then
+		echo "--enable-prof"
+	fi
+}
+
+# Usage: build::from_source TARBALL VERSION PROFILING WORK_DIR OUTPUT_DIR
+# Builds the verified TARBALL inside WORK_DIR (a scratch directory, never BUILD_DIR) and moves
+# the minimal runtime tree to OUTPUT_DIR. The compile log is WORK_DIR/build.log and the exact
+# configure flags are left in WORK_DIR/configure-flags.
+build::from_source() {
+	local tarball="$1" version="$2" profiling="$3" work_dir="$4" output_dir="$5"
+	local source_dir="${work_dir}/source" staging_dir="${work_dir}/staging"
+	local log_file="${work_dir}/build.log" top_dir_name configure_flags=()
+	mkdir -p "${work_dir}"
+	: >"${log_file}"
+
+	top_dir_name="$(build::unpack "${tarball}" "${source_dir}" "${log_file}")"
+	build::prepare_source "${source_dir}" "${version}" "${top_dir_name}" "${log_file}"
+
+	mapfile -t configure_flags < <(build::configure_flags "${source_dir}" "${profiling}" "${log_file}")
+	if ((${#configure_flags[@]} == 0)); then
+		build::fail "${log_file}" "Could not run jemalloc's configure script."
+	fi
+	echo "${configure_flags[*]}" >"${work_dir}/configure-flags"
+
+	build::run_logged "${log_file}" "${source_dir}" configure ./configure "${configure_flags[@]}"
+	# Only the shared library and the scripts: these targets exist in every release since 3.0,
+	# and skip the static library, headers and docs that a dyno never needs.
+	build::run_logged "${log_file}" "${source_dir}" make make -j"$(nproc)" build_lib_shared
+	build::run_logged "${log_file}" "${source_dir}" "make install" \
+		make install_lib_shared install_bin DESTDIR="${staging_dir}"
+
+	local installed="${staging_dir}${BUILD_RUNTIME_PREFIX}"
+	build::prune "${installed}"
+	build::ensure_unversioned_link "${installed}/lib" "${log_file}"
+	build::run_logged "${log_file}" "${installed}/lib" strip \
+		strip --strip-unneeded "$(readlink -f "${installed}/lib/libjemalloc.so")"
+	mv "${installed}" "${output_dir}"
+}
+
+# Usage: build::prune TREE
+# Keeps only what a dyno uses: the shared library and its links, jemalloc-config and
+# jeprof (pprof in 3.x). jemalloc's own bin/jemalloc.sh goes: the buildpack ships its wrapper.
+build::prune() {
+	local tree="$1"
+	find "${tree}" -mindepth 1 -maxdepth 1 ! -name bin ! -name lib -exec rm -rf {} +
+	mkdir -p "${tree}/bin" "${tree}/lib"
+	rm -f "${tree}/bin/jemalloc.sh"
+	find "${tree}/lib" -mindepth 1 -maxdepth 1 ! -name 'libjemalloc.so*' -exec rm -rf {} +
+}
+
+# Usage: build::ensure_unversioned_link LIB_DIR LOG_FILE
+# The runtime preloads lib/libjemalloc.so, so it must resolve to the real library.
+build::ensure_unversioned_link() {
+	local lib_dir="$1" log_file="$2" versioned=()
+	if [[ ! -e "${lib_dir}/libjemalloc.so" ]]; then
+		mapfile -t versioned < <(find "${lib_dir}" -maxdepth 1 -type f -name 'libjemalloc.so.*' -printf '%f\n')
+		if ((${#versioned[@]} == 1)); then
+			ln -sf "${versioned[0]}" "${lib_dir}/libjemalloc.so"
+		fi
+	fi
+	if [[ ! -f "${lib_dir}/libjemalloc.so" ]]; then
+		build::fail "${log_file}" "The jemalloc build did not produce lib/libjemalloc.so."
+	fi
+}
