@@ -1,0 +1,207 @@
+"""An app that this repository's buildpack compiles, and the dynos it boots, as Heroku does both.
+
+Compile (../shared/stacks/README.md): bin/compile runs in Dockerfile.test (the stack's build
+image with this buildpack in it) as the image's default user, with BUILD_DIR a fresh /tmp/build_<random> (not /app), a CACHE_DIR that
+persists across compiles of the same app, and an ENV_DIR with one file per config var. The
+buildpack belongs to root there, so on heroku-24 and later it cannot write into itself.
+
+Boot: the compiled tree is copied, like a slug, and mounted at /app in the run image; config
+vars, DYNO, PORT, HOME=/app and STACK are in the environment; bash sources each
+/app/.profile.d/*.sh, then /app/.profile, then runs the command with `bash -c`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .docker import LABEL, docker, remove_container
+from .dyno import LAUNCHER, Dyno
+from .images import StackImages, buildpack_image
+from .paths import JEMALLOC_FIXTURES, REPO
+from .sources import FIXTURES_MOUNT
+
+APPS = REPO / "tests" / "apps"
+BUILDPACK_MOUNT = "/tmp/buildpacks/jemalloc"
+CACHE_MOUNT = "/tmp/cache"
+ENV_MOUNT = "/tmp/env"
+COMPILE_TIMEOUT = 15 * 60
+
+
+@dataclass
+class Build:
+    """What a compile left: its exit status and output, and the compiled tree."""
+
+    stack_images: StackImages
+    returncode: int
+    stdout: str
+    stderr: str
+    build_dir: Path
+    detect_output: str
+    release: dict | None = None
+    next_buildpack_output: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def path(self, relative: str) -> Path:
+        return self.build_dir / relative
+
+
+@dataclass
+class App:
+    """One app: its source, its build cache, and everything to clean up afterwards."""
+
+    stack_images: StackImages
+    source: str = "sample"
+    workspace: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="jemalloc-buildpack-app-")))
+    _containers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cache_dir = self.workspace / "cache"
+        self.cache_dir.mkdir()
+        self._own(self.cache_dir)
+
+    @property
+    def stack(self):
+        return self.stack_images.stack
+
+    def _own(self, path: Path) -> None:
+        """Give a host directory to the image's default user, who must write in it."""
+        uid = self.stack.default_uid
+        for root, dirs, files in os.walk(path):
+            os.chown(root, uid, uid)
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, uid)
+
+    def _container_name(self, kind: str) -> str:
+        name = f"jemalloc-buildpack-{kind}-{secrets.token_hex(4)}"
+        self._containers.append(name)
+        return name
+
+    def compile(self, config: dict[str, str] | None = None, timeout: float = COMPILE_TIMEOUT,
+                next_buildpack: str | None = None) -> Build:
+        """Run bin/detect, bin/compile and bin/release of this repository on the app.
+
+        NEXT_BUILDPACK, a shell command, then runs in the same container the way Heroku runs the
+        app's next buildpack: after sourcing this buildpack's `export` file, if it wrote one. Its
+        output is in Build.next_buildpack_output.
+        """
+        build_name = f"build_{secrets.token_hex(6)}"
+        build_dir = self.workspace / build_name
+        shutil.copytree(APPS / self.source, build_dir, symlinks=True)
+        env_dir = self.workspace / f"env_{build_name}"
+        env_dir.mkdir()
+        for name, value in (config or {}).items():
+            (env_dir / name).write_text(value)
+        self._own(build_dir)
+        build_path = f"/tmp/{build_name}"
+        image = buildpack_image(self.stack_images)
+        mounts = [
+            "--volume", f"{build_dir}:{build_path}",
+            "--volume", f"{self.cache_dir}:{CACHE_MOUNT}",
+            "--volume", f"{env_dir}:{ENV_MOUNT}:ro",
+            "--volume", f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
+        ]
+
+        def run(script: str, *args: str, run_timeout: float = 60, then: str | None = None):
+            name = self._container_name("compile")
+            command = [f"{BUILDPACK_MOUNT}/bin/{script}", *args]
+            if then:
+                command = ["bash", "-c", f'"$@" || exit\n{then}', "buildpack", *command]
+            try:
+                return docker(
+                    "run", "--rm", "--name", name, "--label", LABEL, "--network", "host",
+                    *mounts, image, *command,
+                    check=False, timeout=run_timeout,
+                )
+            finally:
+                remove_container(name)
+
+        detect = run("detect", build_path)
+        if next_buildpack is None:
+            compiled = run("compile", build_path, CACHE_MOUNT, ENV_MOUNT, run_timeout=timeout)
+        else:
+            scratch = self.workspace / f"next_{build_name}"
+            scratch.mkdir()
+            self._own(scratch)
+            mounts += ["--volume", f"{scratch}:/tmp/next-buildpack"]
+            compiled = run("compile", build_path, CACHE_MOUNT, ENV_MOUNT, run_timeout=timeout,
+                           then=f"if [ -f {BUILDPACK_MOUNT}/export ]; then . {BUILDPACK_MOUNT}/export; fi\n"
+                                f"( {next_buildpack} ) >/tmp/next-buildpack/output 2>&1")
+        build = Build(self.stack_images, compiled.returncode, compiled.stdout, compiled.stderr, build_dir,
+                      detect.stdout + detect.stderr)
+        if next_buildpack is not None:
+            output = scratch / "output"
+            build.next_buildpack_output = output.read_text() if output.exists() else None
+        if build.succeeded:
+            released = run("release", build_path)
+            assert released.returncode == 0, f"bin/release failed: {released.output}"
+            build.release = yaml.safe_load(released.stdout)
+        return build
+
+    def report(self) -> str:
+        """bin/report's output for this app's last build."""
+        name = self._container_name("report")
+        empty_env = self.workspace / "report_env"
+        empty_env.mkdir(exist_ok=True)
+        try:
+            result = docker(
+                "run", "--rm", "--name", name, "--label", LABEL, "--network", "none",
+                "--volume", f"{self.cache_dir}:{CACHE_MOUNT}:ro",
+                "--volume", f"{empty_env}:{ENV_MOUNT}:ro",
+                buildpack_image(self.stack_images), f"{BUILDPACK_MOUNT}/bin/report", "/tmp/build", CACHE_MOUNT, ENV_MOUNT,
+            )
+        finally:
+            remove_container(name)
+        return result.stdout
+
+    def slug(self, build: Build) -> Path:
+        """A fresh copy of a compiled tree, as every dyno gets its own copy of the slug."""
+        slug = self.workspace / f"slug_{secrets.token_hex(6)}"
+        shutil.copytree(build.build_dir, slug, symlinks=True)
+        return slug
+
+    def boot(
+        self,
+        build_or_slug: Build | Path,
+        command: str,
+        config: dict[str, str] | None = None,
+        process_type: str = "web",
+    ) -> Dyno:
+        """Start a dyno of the app running COMMAND; the caller waits for it or inspects it."""
+        slug = build_or_slug if isinstance(build_or_slug, Path) else self.slug(build_or_slug)
+        environment = {"HOME": "/app", "DYNO": f"{process_type}.1", "STACK": self.stack.name}
+        if process_type == "web":
+            environment["PORT"] = "5000"
+        environment.update(config or {})
+        env_args = [arg for name, value in environment.items() for arg in ("--env", f"{name}={value}")]
+        name = self._container_name("dyno")
+        docker(
+            "run", "--detach", "--init", "--name", name, "--label", LABEL, "--network", "none",
+            "--volume", f"{slug}:/app", "--workdir", "/app", *env_args,
+            self.stack_images.run, "bash", "-c", LAUNCHER, "dyno", command,
+        )
+        return Dyno(name, self.stack)
+
+    def run(self, build_or_slug: Build | Path, command: str, config: dict[str, str] | None = None,
+            process_type: str = "run", timeout: float = 120):
+        """A one-off dyno (`heroku run`): boot, wait for the command to end, return its result."""
+        dyno = self.boot(build_or_slug, command, config, process_type)
+        return dyno.wait(timeout)
+
+    def cleanup(self) -> None:
+        for name in self._containers:
+            remove_container(name)
+        shutil.rmtree(self.workspace, ignore_errors=True)

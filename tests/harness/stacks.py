@@ -1,0 +1,67 @@
+"""What each Heroku stack is (the facts the images must reproduce) and which stacks to test.
+
+The facts come from ../shared/stacks/README.md; test_stack_images.py checks every image
+against them, so a wrong fact or a wrong image fails loudly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    ubuntu_suite: str
+    ubuntu_version: str
+    # None where the table only says "newer" than the previous stack's.
+    glibc: str | None
+    merged_usr: bool
+    default_user: str
+    default_uid: int
+    has_heroku_user: bool
+    run_image_has_compiler: bool
+    run_image_has_python: bool
+    required: bool
+
+    @property
+    def number(self) -> str:
+        return self.name.split("-", 1)[1]
+
+    @property
+    def upstream_run_image(self) -> str:
+        return f"heroku/heroku:{self.number}"
+
+    @property
+    def upstream_build_image(self) -> str:
+        return f"heroku/heroku:{self.number}-build"
+
+
+STACKS: dict[str, Stack] = {
+    stack.name: stack
+    for stack in (
+        Stack("heroku-18", "bionic", "18.04", "2.27", False, "root", 0, False, True, True, True),
+        Stack("heroku-20", "focal", "20.04", "2.31", False, "root", 0, False, True, True, True),
+        Stack("heroku-22", "jammy", "22.04", "2.35", True, "root", 0, True, True, True, True),
+        Stack("heroku-24", "noble", "24.04", "2.39", True, "heroku", 1000, True, False, False, True),
+        Stack("heroku-26", "resolute", "26.04", None, True, "heroku", 1000, True, False, False, False),
+    )
+}
+
+REQUIRED = [name for name, stack in STACKS.items() if stack.required]
+
+
+def selected_stacks(option: str | None = None) -> list[Stack]:
+    """The stacks to test: the option's (or $STACKS') comma-separated list, 'all', or the required ones."""
+    value = (option or os.environ.get("STACKS") or "").strip()
+    if not value:
+        names = REQUIRED
+    elif value == "all":
+        names = list(STACKS)
+    else:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in STACKS]
+    if unknown:
+        raise ValueError(f"unknown stack(s) {', '.join(unknown)}; known: {', '.join(STACKS)} or 'all'")
+    return [STACKS[name] for name in names]

@@ -1,0 +1,147 @@
+"""bin/compile builds the chosen jemalloc from verified source, caches it, and installs it."""
+
+import hashlib
+import re
+
+import pytest
+
+from conftest import FIXTURE_TARBALLS
+
+LIBRARY = "vendor/jemalloc/lib/libjemalloc.so.2"
+
+
+def cache_entries(app) -> list[str]:
+    builds = app.cache_dir / "jemalloc" / "builds"
+    if not builds.is_dir():
+        return []
+    return sorted(entry.name for entry in builds.iterdir())
+
+
+def reported_version(app, build) -> str:
+    result = app.run(build, "bin/probe & sleep 5; kill %1", {"JEMALLOC_ENABLED": "true"})
+    match = re.search(r"^jemalloc version \(\w+\): (.*)$", result.stdout, re.MULTILINE)
+    assert match, result.output
+    assert result.stderr == ""
+    return match[1]
+
+
+def report(app) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in app.report().splitlines() if ": " in line)
+
+
+def test_detect_accepts_any_app_and_release_prints_valid_yaml(built_app):
+    _, build = built_app
+    assert build.detect_output.strip() == "jemalloc"
+    assert build.release == {"addons": [], "default_process_types": {}}
+
+
+def test_compile_installs_the_library_the_shim_and_the_wrapper(built_app, stack):
+    _, build = built_app
+    assert build.path("vendor/jemalloc/lib/libjemalloc.so").resolve() == build.path(LIBRARY).resolve()
+    assert build.path(".profile.d/jemalloc.sh").is_file()
+    assert build.path("vendor/jemalloc/bin/jemalloc.sh").stat().st_mode & 0o111
+    assert build.path("vendor/jemalloc/bin/jeprof").is_file()
+    # Only what a dyno needs: no static library, headers or docs.
+    assert not list(build.path("vendor/jemalloc").rglob("*.a"))
+    assert not build.path("vendor/jemalloc/include").exists()
+    assert not build.path("vendor/jemalloc/share").exists()
+    # Built by the stack's own user: on heroku-24 that is `heroku`, without root.
+    assert build.path(LIBRARY).stat().st_uid == stack.default_uid
+
+
+def test_the_library_is_stripped_of_debug_symbols(built_app):
+    _, build = built_app
+    library = build.path(LIBRARY).read_bytes()
+    assert b".debug_info" not in library
+
+
+def test_compile_output_follows_heroku_conventions(built_app):
+    _, build = built_app
+    lines = build.stdout.splitlines()
+    assert lines and all(line.startswith(("-----> ", "       ")) for line in lines), build.stdout
+    assert build.stderr == ""
+
+
+def test_report_describes_the_last_build(built_app):
+    app, _ = built_app
+    facts = report(app)
+    assert facts["jemalloc_version"].strip("'\"") == "5.3.0"
+    assert facts["source_sha256"].strip("'\"") == "2db82d1e7119df3e71b7640219b6dfe84789bc0537983c3b7ac4f7189aecfeaa"
+    assert "build_seconds" in facts and "cache_hit" in facts
+
+
+def test_a_second_compile_is_a_cache_hit_that_downloads_and_builds_nothing(built_app, source_config, source_server):
+    app, first = built_app
+    config = source_config()
+    requests_before = source_server.requests_for(config["JEMALLOC_SOURCE_URL"])
+    again = app.compile(config)
+    assert again.succeeded, again.output
+    assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == requests_before
+    assert "cached build" in again.stdout.lower()
+    assert "Building" not in again.stdout
+    assert len(again.stdout.splitlines()) <= 5, again.stdout
+    assert again.path(LIBRARY).read_bytes() == first.path(LIBRARY).read_bytes()
+    assert report(app)["cache_hit"] == "true"
+
+
+def test_a_changed_version_is_a_cache_miss_and_runs_that_version(built_app, source_config):
+    app, _ = built_app
+    entries_before = cache_entries(app)
+    build = app.compile(source_config("5.2.1"))
+    assert build.succeeded, build.output
+    assert "cached build" not in build.stdout.lower()
+    assert len(cache_entries(app)) == len(entries_before) + 1
+    assert reported_version(app, build).startswith("5.2.1-0-g")
+    assert report(app)["cache_hit"] == "false"
+
+
+def test_the_git_snapshot_of_5_3_1_is_built_with_autoconf_and_runs(built_app, source_config):
+    app, _ = built_app
+    build = app.compile(source_config("5.3.1"))
+    assert build.succeeded, build.output
+    assert reported_version(app, build).startswith("5.3.1-0-g81034ce")
+
+
+def test_a_changed_checksum_is_a_cache_miss(built_app, source_config, source_server):
+    app, _ = built_app
+    entries_before = cache_entries(app)
+    config = source_config(JEMALLOC_CHECKSUM="0" * 64)
+    requests_before = source_server.requests_for(config["JEMALLOC_SOURCE_URL"])
+    build = app.compile(config)
+    # Not served from the 5.3.0 entry: downloaded again, and rejected by the new checksum.
+    assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == requests_before + 1
+    assert not build.succeeded
+    assert cache_entries(app) == entries_before
+
+
+def test_a_corrupted_cache_entry_is_detected_and_rebuilt(built_app, source_config):
+    app, first = built_app
+    entries = [app.cache_dir / "jemalloc" / "builds" / name for name in cache_entries(app)]
+    cached_libraries = [path for entry in entries for path in entry.rglob("libjemalloc.so.2")
+                        if path.read_bytes() == first.path(LIBRARY).read_bytes()]
+    assert cached_libraries, "the 5.3.0 build is not in the cache"
+    cached_libraries[0].write_bytes(b"not a library")
+    build = app.compile(source_config())
+    assert build.succeeded, build.output
+    assert "damaged" in build.stdout
+    assert "Building" in build.stdout
+    assert build.path(LIBRARY).read_bytes() == first.path(LIBRARY).read_bytes()
+    assert reported_version(app, build).startswith("5.3.0-0-g")
+
+
+def test_cache_entries_for_other_keys_do_not_pile_up(built_app, source_config):
+    app, _ = built_app
+    for version in FIXTURE_TARBALLS:
+        assert app.compile(source_config(version)).succeeded
+    # A fourth key: the same source built with profiling.
+    assert app.compile(source_config(JEMALLOC_PROFILING="true")).succeeded
+    assert len(cache_entries(app)) <= 3
+    # The most recent builds are the ones kept: the default version is still a hit.
+    assert "cached build" in app.compile(source_config()).stdout.lower()
+
+
+def test_ld_preload_never_reaches_the_build_of_the_next_buildpack(built_app, source_config):
+    app, _ = built_app
+    build = app.compile(source_config(), next_buildpack='echo "LD_PRELOAD=${LD_PRELOAD-unset}"; gcc --version >/dev/null && echo gcc-ok')
+    assert build.succeeded, build.output
+    assert build.next_buildpack_output == "LD_PRELOAD=unset\ngcc-ok\n"

@@ -1,0 +1,63 @@
+"""A dyno of an app built with this buildpack runs on jemalloc when, and only when, it is enabled."""
+
+import re
+
+import pytest
+
+LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+
+
+def reported_version(stdout: str) -> tuple[str, str]:
+    match = re.search(r"^jemalloc version \((\w+)\): (.*)$", stdout, re.MULTILINE)
+    assert match, f"the probe printed no version line:\n{stdout}"
+    return match[1], match[2]
+
+
+def expected_method(stack) -> str:
+    return "mallctl" if stack.run_image_has_python else "stats_print"
+
+
+@pytest.fixture
+def enabled_dyno(built_app):
+    app, build = built_app
+    dyno = app.boot(build, "bin/probe", {"JEMALLOC_ENABLED": "true"})
+    dyno.wait_for_output("ready")
+    return dyno
+
+
+@pytest.fixture
+def disabled_dyno(built_app):
+    app, build = built_app
+    dyno = app.boot(build, "bin/probe")
+    dyno.wait_for_output("ready")
+    return dyno
+
+
+def test_the_dyno_process_and_its_child_have_jemalloc_mapped(enabled_dyno):
+    main = enabled_dyno.main_process()
+    children = enabled_dyno.children(main)
+    assert [child.name for child in children] == ["sleep"]
+    assert enabled_dyno.mapped_files(main) == {LIBRARY}
+    assert enabled_dyno.mapped_files(children[0]) == {LIBRARY}
+
+
+def test_jemalloc_reports_the_version_the_app_was_built_with(enabled_dyno, stack):
+    method, version = reported_version(enabled_dyno.logs()[0])
+    assert method == expected_method(stack)
+    assert version.startswith("5.3.0-0-g"), version
+
+
+def test_an_enabled_dyno_prints_nothing_on_stderr(enabled_dyno):
+    assert enabled_dyno.logs()[1] == ""
+
+
+def test_without_jemalloc_enabled_nothing_is_mapped_and_nothing_printed(disabled_dyno, stack):
+    main = disabled_dyno.main_process()
+    children = disabled_dyno.children(main)
+    assert [child.name for child in children] == ["sleep"]
+    assert disabled_dyno.mapped_files(main) == set()
+    assert disabled_dyno.mapped_files(children[0]) == set()
+    stdout, stderr = disabled_dyno.logs()
+    assert reported_version(stdout) == (expected_method(stack), "none")
+    assert stderr == ""
+    assert "LD_PRELOAD" not in disabled_dyno.environ(main)
