@@ -56,7 +56,9 @@ apt_get -q -y dist-upgrade
 
 wanted="$(mktemp)"
 available="$(mktemp)"
-grep -v '^#' "$package_list" | sed 's/[[:space:]]//g' | grep -v '^$' | sort -u >"$wanted"
+# A line is a package name, or a name followed by "(package status: config-files)" for a
+# package that Heroku's image removed but whose configuration files remain: not installed there.
+awk '!/^#/ && NF && !/config-files/ { print $1 }' "$package_list" | sort -u >"$wanted"
 apt-cache dumpavail | sed -n 's/^Package: //p' | sort -u >"$available"
 
 mkdir -p "$record_dir"

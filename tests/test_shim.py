@@ -116,3 +116,24 @@ def test_jemalloc_bin_dir_is_on_path_once_in_every_dyno(built_app):
     path, wrapper = result.stdout.splitlines()
     assert path.split(":").count(BIN) == 1
     assert wrapper == f"{BIN}/jemalloc.sh"
+
+
+@pytest.mark.parametrize(
+    ("process_types", "process_type", "preloaded"),
+    [
+        ("worker,clock", "worker", True),
+        ("worker,clock", "web", False),
+        ("worker,clock", "run", False),
+        (" web , run ", "run", True),
+        ("release", "release", True),
+        ("", "web", True),
+    ],
+)
+def test_process_types_choose_which_dynos_get_jemalloc(built_app, process_types, process_type, preloaded):
+    app, build = built_app
+    config = {"JEMALLOC_ENABLED": "true", "JEMALLOC_PROCESS_TYPES": process_types}
+    result = app.run(build, SHOW, config, process_type=process_type)
+    preload, _, mappings = shown(result.stdout)
+    assert (preload == LIBRARY) is preloaded
+    assert (mappings > 0) is preloaded
+    assert result.stderr == ""

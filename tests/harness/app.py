@@ -171,6 +171,7 @@ class App:
         """A fresh copy of a compiled tree, as every dyno gets its own copy of the slug."""
         slug = self.workspace / f"slug_{secrets.token_hex(6)}"
         shutil.copytree(build.build_dir, slug, symlinks=True)
+        self._own(slug)
         return slug
 
     def boot(

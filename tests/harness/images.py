@@ -32,6 +32,9 @@ from .stacks import Stack
 # Bump when this module's way of building changes in a way the hashed files below do not show.
 RECIPE_VERSION = "1"
 KEY_LABEL = "io.jemalloc-buildpack.stack-image-key"
+# Not the harness's LABEL: a test session removes leftover test containers at its start, and
+# must not kill an image build that runs beside it.
+BUILDER_LABEL = "io.jemalloc-buildpack.image-builder"
 RECORD_DIR = "/usr/share/jemalloc-buildpack-harness"
 MAX_MISSING_PERCENT = 3
 ARCHIVE = "http://archive.ubuntu.com/ubuntu"
@@ -127,6 +130,8 @@ def _ensure_local(stack: Stack, kind: str) -> None:
     else:
         _build_layer(stack, kind, tag, key)
     _log(f"built {tag} in {time.monotonic() - started:.0f}s")
+    # The image this one replaced is now untagged: drop it rather than let rebuilds fill the disk.
+    docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False, timeout=300)
 
 
 def _ubuntu_keyring() -> Path:
@@ -208,7 +213,7 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
         with log.open("a") as output:
             output.write(f"$ docker run {parent}: {' && '.join(steps)}\n")
         result = docker(
-            "run", "--name", container, "--label", LABEL, "--user", "root", "--network", "host",
+            "run", "--name", container, "--label", BUILDER_LABEL, "--user", "root", "--network", "host",
             "--volume", f"{REPO / 'stacks'}:/recipe:ro",
             "--volume", f"{SHARED / 'stacks'}:/lists:ro",
             parent, "bash", "-c", " && ".join(steps),
