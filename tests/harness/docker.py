@@ -1,15 +1,18 @@
 """The only way the harness talks to Docker: the docker CLI, every call with a timeout.
 
-Every container the harness starts carries the label in LABEL, so that whatever a crashed
-run left behind can be found and removed (see remove_leftovers).
+Every container the harness starts carries the label in LABEL, valued with the PID of the
+harness process, so that what a crashed run left behind can be found and removed without
+touching the containers of a run that is still going on (see remove_leftovers).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 
-LABEL = "io.jemalloc-buildpack.harness"
+LABEL_NAME = "io.jemalloc-buildpack.harness"
+LABEL = f"{LABEL_NAME}={os.getpid()}"
 DEFAULT_TIMEOUT = 120
 
 
@@ -69,7 +72,10 @@ def remove_container(name: str) -> None:
 
 
 def remove_leftovers() -> None:
-    """Remove every container an earlier, interrupted harness run left behind."""
-    listed = docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}", check=False)
-    for container_id in listed.stdout.split():
-        remove_container(container_id)
+    """Remove the containers of harness runs that ended without removing them."""
+    listed = docker("ps", "--all", "--filter", f"label={LABEL_NAME}",
+                    "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL_NAME}"}}}}', check=False)
+    for line in listed.stdout.splitlines():
+        container_id, _, owner = line.partition(" ")
+        if not (owner.isdigit() and os.path.exists(f"/proc/{owner}")):
+            remove_container(container_id)

@@ -267,7 +267,6 @@ def buildpack_image(images: StackImages) -> str:
             docker(
                 "build", "--quiet", "--file", str(REPO / "Dockerfile.test"), "--tag", tag,
                 "--build-arg", f"STACK_BUILD_IMAGE={images.build}", "--build-arg", f"STACK={images.stack.name}",
-                "--label", LABEL,
                 str(REPO),
                 timeout=10 * 60,
             )
