@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -209,6 +210,8 @@ def measure_build(app: App, version: str) -> tuple[Build, dict]:
         "source": tarball,
         "cold_compile_seconds": round(cold_seconds, 2),
         "warm_compile_seconds": round(warm_seconds, 2),
+        # The buildpack's own account of the cold build: the make of jemalloc, without the containers around it.
+        "jemalloc_build_seconds": int(built[1]) if (built := re.search(r"Built in (\d+) s", cold.output)) else None,
         "warm_compile_used_cache": "Using cached build" in warm.output,
         "slug_bytes_added": sum(tree_bytes(warm.path(relative)) for relative in added),
         "slug_bytes_added_compressed": compressed_bytes(warm.build_dir, added),
@@ -317,30 +320,61 @@ def markdown_table(headings: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def tables(summary: dict, render) -> str:
-    """The figures table and the ratios table of every language, rendered by RENDER."""
+def headline_table(summary: dict, render) -> str | None:
+    """Ratios to glibc of both languages side by side (medians), and workers per 512 MB."""
+    languages = [language for language, per_config in summary.items() if BASELINE in per_config]
+    if not languages:
+        return None
+    short = {"python": "Py", "ruby": "Rb"}
+    headings = ["config"]
+    for language in languages:
+        prefix = short.get(language, language)
+        headings += [f"{prefix} steady", f"{prefix} after work", f"{prefix} peak", f"{prefix} wall",
+                     f"{prefix} workers/512 MB"]
+    names = list(summary[languages[0]])
+    rows = []
+    for name in names:
+        row = [name]
+        for language in languages:
+            figures = summary[language][name]
+            ratios = figures["ratio_to_glibc"]
+            row += [f"{ratios[metric]['median']:.2f}" if metric in ratios else "-"
+                    for metric in ("steady_rss_bytes", "after_work_rss_bytes", "peak_rss_bytes", "wall_seconds")]
+            row.append(str(figures["workers_per_512mb"]))
+        rows.append(row)
+    return render(headings, rows)
+
+
+def tables(summary: dict, render, title=lambda text: text) -> str:
+    """The headline table, then the figures and ratios tables of every language, rendered by RENDER."""
     parts = []
+    headline = headline_table(summary, render)
+    if headline:
+        parts.append(title("RSS and wall time as a ratio to glibc (median of the rounds), workers per 512 MB at peak RSS")
+                     + "\n\n" + headline)
     for language, per_config in summary.items():
         if not per_config:
             continue
         runtime = next(iter(per_config.values()))["runtime"]
         rows = [[name, *(cell(figures[metric], divisor, decimals) for metric, _, divisor, decimals in METRICS),
                  str(figures["workers_per_512mb"])] for name, figures in per_config.items()]
-        parts.append(f"{language} ({runtime}): median [min-max]\n\n"
+        parts.append(title(f"{language} ({runtime}): median [min-max]") + "\n\n"
                      + render(["config", *(heading for _, heading, *_ in METRICS), "workers/512 MB"], rows))
         if BASELINE in per_config:
             rows = [[name, *(ratio_cell(figures["ratio_to_glibc"], metric) for metric in RATIO_METRICS),
                      ratio_cell(figures["ratio_to_glibc"], "workers_per_512mb")]
                     for name, figures in per_config.items()]
             headings = ["config", "peak RSS", "steady RSS", "after-work RSS", "wall", "CPU", "workers/512 MB"]
-            parts.append(f"{language}: ratio to glibc, median of the rounds' ratios [min-max]\n\n" + render(headings, rows))
+            parts.append(title(f"{language}: ratio to glibc, median of the rounds' ratios [min-max]") + "\n\n"
+                         + render(headings, rows))
     return "\n\n".join(parts)
 
 
 def build_lines(build: dict) -> list[str]:
     return [
         f"jemalloc {build['jemalloc_version']} from the offline fixture {build['source']}",
-        f"cold compile {build['cold_compile_seconds']:.1f} s, warm (cached) compile {build['warm_compile_seconds']:.1f} s"
+        f"cold compile {build['cold_compile_seconds']:.1f} s (the buildpack's make: {build['jemalloc_build_seconds']} s), "
+        f"warm (cached) compile {build['warm_compile_seconds']:.1f} s"
         f"{'' if build['warm_compile_used_cache'] else ' (the warm compile did NOT use the cache)'}",
         f"slug bytes added: {build['slug_bytes_added']:,} ({build['slug_bytes_added_compressed']:,} gzipped)"
         " = vendor/jemalloc + .profile.d/jemalloc.sh",
@@ -354,12 +388,12 @@ def markdown_report(result: dict) -> str:
         "",
         f"`{result['command']}`, {result['started'][:10]}, {result['total_seconds'] / 60:.1f} min; "
         f"{parameters['threads']} threads, {parameters['jobs']} jobs, seed {parameters['seed']}, "
-        f"{parameters['repetitions']} repetitions, {parameters['idle']} s idle; "
+        f"{parameters['repetitions']} repetition(s), {parameters['idle']} s idle; "
         f"{result['machine']['cpus']} CPUs, load average {result['machine']['load_average_start'][0]:.1f} at the start.",
         "",
         *(f"- {line}" for line in build_lines(result["build"])),
         "",
-        tables(result["summary"], markdown_table),
+        tables(result["summary"], markdown_table, title=lambda text: f"**{text}**"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -436,7 +470,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "built with this buildpack.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="configs:\n" + "\n".join(f"  {config.name:<30} {config.about}" for config in CONFIGS.values())
-               + "\n  jemalloc+CONF                  one per --malloc-conf CONF\n\nsizes:\n"
+               + "\n  jemalloc+CONF                  one per --malloc-conf CONF"
+               + "\n  (with JEMALLOC_ENABLED=true the shim also sets MALLOC_ARENA_MAX=2, which jemalloc ignores)"
+               + "\n\nsizes:\n"
                + "\n".join(f"  {name:<8} {', '.join(f'{key} {value}' for key, value in preset.items())}"
                            for name, preset in SIZES.items()),
     )
@@ -495,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         markdown_path = json_path.with_suffix(".md")
         markdown_path.write_text(markdown_report(result))
         say(f"\n== {stack.name}: {parameters['threads']} threads, {parameters['jobs']} jobs, "
-            f"{parameters['repetitions']} repetitions, {result['total_seconds'] / 60:.1f} min in all")
+            f"{parameters['repetitions']} repetition(s), {result['total_seconds'] / 60:.1f} min in all")
         for line in build_lines(result["build"]):
             say(f"   {line}")
         say("")
