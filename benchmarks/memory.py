@@ -30,6 +30,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import sys
 import tarfile
@@ -496,6 +497,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    # A stopped run still removes its containers and scratch directories (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parameters = dict(SIZES[options.size], seed=options.seed)
     for name in ("threads", "jobs", "repetitions", "idle"):
         if getattr(options, name) is not None:
