@@ -36,6 +36,20 @@ install::vendor_tree() {
 	cp "${buildpack_dir}/profile.d/jemalloc.sh" "${build_dir}/.profile.d/jemalloc.sh"
 }
 
+# Usage: install::write_build_info BUILD_DIR KEY VALUE [KEY VALUE ...]
+# Records facts of this build in the slug as vendor/jemalloc/build-info, KEY=VALUE lines, for
+# jemalloc-check to show in the dyno. It is written after install::vendor_tree, beside the tree
+# copied from the cache, so that cache entries stay the same. Values are kept on one line.
+install::write_build_info() {
+	local info="$1/vendor/jemalloc/build-info"
+	shift
+	while (($# >= 2)); do
+		printf '%s=%s\n' "$1" "${2//[[:cntrl:]]/ }"
+		shift 2
+	done >"${info}.tmp"
+	mv "${info}.tmp" "${info}"
+}
+
 # Usage: install::library_path BUILD_DIR
 # Prints where the real library file (what lib/libjemalloc.so resolves to) lives in the dyno.
 install::library_path() {
