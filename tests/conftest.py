@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from harness import images
-from harness.app import App
+from harness.app import App, remove_dynos
 from harness.docker import remove_leftovers
 from harness.sources import SourceServer
 from harness.stacks import selected_stacks
@@ -37,6 +37,12 @@ def pytest_generate_tests(metafunc):
 
 def pytest_sessionstart(session):
     remove_leftovers()
+
+
+@pytest.fixture(autouse=True)
+def _remove_dynos_after_each_test():
+    yield
+    remove_dynos()
 
 
 @pytest.fixture(scope="session")

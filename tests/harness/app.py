@@ -181,8 +181,13 @@ class App:
         config: dict[str, str] | None = None,
         process_type: str = "web",
     ) -> Dyno:
-        """Start a dyno of the app running COMMAND; the caller waits for it or inspects it."""
-        slug = build_or_slug if isinstance(build_or_slug, Path) else self.slug(build_or_slug)
+        """Start a dyno of the app running COMMAND; the caller waits for it or inspects it.
+
+        The dyno, and the slug copy made for it, are removed by remove_dynos(): conftest does
+        that after every test, also a failed one.
+        """
+        own_slug = not isinstance(build_or_slug, Path)
+        slug = self.slug(build_or_slug) if own_slug else build_or_slug
         environment = {"HOME": "/app", "DYNO": f"{process_type}.1", "STACK": self.stack.name}
         if process_type == "web":
             environment["PORT"] = "5000"
@@ -194,15 +199,30 @@ class App:
             "--volume", f"{slug}:/app", "--workdir", "/app", *env_args,
             self.stack_images.run, "bash", "-c", LAUNCHER, "dyno", command,
         )
-        return Dyno(name, self.stack)
+        dyno = Dyno(name, self.stack, slug if own_slug else None)
+        LIVE_DYNOS.append(dyno)
+        return dyno
 
     def run(self, build_or_slug: Build | Path, command: str, config: dict[str, str] | None = None,
             process_type: str = "run", timeout: float = 120):
         """A one-off dyno (`heroku run`): boot, wait for the command to end, return its result."""
         dyno = self.boot(build_or_slug, command, config, process_type)
-        return dyno.wait(timeout)
+        try:
+            return dyno.wait(timeout)
+        finally:
+            dyno.remove()
 
     def cleanup(self) -> None:
         for name in self._containers:
             remove_container(name)
         shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+# Dynos booted and not yet removed, whichever app booted them.
+LIVE_DYNOS: list[Dyno] = []
+
+
+def remove_dynos() -> None:
+    """Remove every dyno still there, with the slug copy it was booted from."""
+    while LIVE_DYNOS:
+        LIVE_DYNOS.pop().remove()

@@ -9,10 +9,12 @@ inspection itself) have parent 0 and are left out.
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from .docker import Result, docker
+from .docker import Result, docker, remove_container
 from .stacks import Stack
 
 # What Heroku's dyno manager does before it runs a command (../shared/stacks/README.md).
@@ -47,9 +49,17 @@ class Exited:
 
 
 class Dyno:
-    def __init__(self, container: str, stack: Stack):
+    def __init__(self, container: str, stack: Stack, own_slug: Path | None = None):
         self.container = container
         self.stack = stack
+        self._own_slug = own_slug
+
+    def remove(self) -> None:
+        """Remove the container, and the slug copy if it was made for this dyno alone."""
+        remove_container(self.container)
+        if self._own_slug is not None:
+            shutil.rmtree(self._own_slug, ignore_errors=True)
+            self._own_slug = None
 
     def logs(self) -> tuple[str, str]:
         result = docker("logs", self.container, timeout=30)
