@@ -89,3 +89,21 @@ config::profiling() {
 			;;
 	esac
 }
+
+# Usage: config::tuning ENV_DIR
+# Prints "memory" (the default: jemalloc built with the buildpack's memory-oriented defaults)
+# or "none" (jemalloc's own defaults) from JEMALLOC_TUNING.
+config::tuning() {
+	local tuning
+	tuning="$(config::value "$1" JEMALLOC_TUNING)"
+	case "${tuning,,}" in
+		memory | "") echo memory ;;
+		none) echo none ;;
+		*)
+			output::error \
+				"JEMALLOC_TUNING '${tuning}' is neither memory nor none." \
+				"Use memory (the default) for the buildpack's memory-oriented defaults, none for jemalloc's own:" \
+				"  heroku config:set JEMALLOC_TUNING=none"
+			;;
+	esac
+}
