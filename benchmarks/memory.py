@@ -63,6 +63,15 @@ class Config:
     env: dict
     jemalloc: bool
     about: str
+    # The dyno runs the app built with JEMALLOC_TUNING=none (jemalloc's stock settings) instead
+    # of the buildpack's default build, whose compiled-in defaults a MALLOC_CONF would only
+    # amend key by key: a candidate MALLOC_CONF must be the whole configuration.
+    stock_build: bool = False
+
+
+def candidate(name: str, malloc_conf: str) -> Config:
+    return Config(name, {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": malloc_conf}, True,
+                  f"JEMALLOC_ENABLED=true, MALLOC_CONF={malloc_conf}, on the JEMALLOC_TUNING=none build", True)
 
 
 CONFIGS = {
@@ -70,15 +79,13 @@ CONFIGS = {
     for config in (
         Config("glibc", {}, False, "glibc malloc, defaults (JEMALLOC_ENABLED and MALLOC_ARENA_MAX unset)"),
         Config("arena2", {"MALLOC_ARENA_MAX": "2"}, False, "glibc malloc, MALLOC_ARENA_MAX=2"),
-        Config("jemalloc", {"JEMALLOC_ENABLED": "true"}, True, "JEMALLOC_ENABLED=true: jemalloc, its default settings"),
-        Config("jemalloc:narenas2+bg+decay1s",
-               {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "narenas:2,background_thread:true,dirty_decay_ms:1000"},
-               True, "JEMALLOC_ENABLED=true, MALLOC_CONF=narenas:2,background_thread:true,dirty_decay_ms:1000"),
-        Config("jemalloc:bg+decay1s",
-               {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000"},
-               True, "JEMALLOC_ENABLED=true, MALLOC_CONF=background_thread:true,dirty_decay_ms:1000"),
-        Config("jemalloc:narenas2", {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "narenas:2"},
-               True, "JEMALLOC_ENABLED=true, MALLOC_CONF=narenas:2"),
+        Config("jemalloc", {"JEMALLOC_ENABLED": "true"}, True,
+               "JEMALLOC_ENABLED=true: the buildpack's default build, with its compiled-in defaults if any"),
+        Config("jemalloc-stock", {"JEMALLOC_ENABLED": "true"}, True,
+               "JEMALLOC_ENABLED=true, built with JEMALLOC_TUNING=none: jemalloc's stock settings", True),
+        candidate("jemalloc:narenas2+bg+decay1s", "narenas:2,background_thread:true,dirty_decay_ms:1000"),
+        candidate("jemalloc:bg+decay1s", "background_thread:true,dirty_decay_ms:1000"),
+        candidate("jemalloc:narenas2", "narenas:2"),
     )
 }
 BASELINE = "glibc"
@@ -186,40 +193,65 @@ def compressed_bytes(root: Path, relatives: list[str]) -> int:
     return len(buffer.getvalue())
 
 
-def measure_build(app: App, version: str) -> tuple[Build, dict]:
-    """Cold and warm compile of the app, and what the buildpack adds to the slug."""
+def build_info(build: Build) -> dict:
+    """The facts the buildpack recorded in the slug (vendor/jemalloc/build-info), if it did."""
+    info = build.path("vendor/jemalloc/build-info")
+    if not info.exists():
+        return {}
+    return dict(line.split("=", 1) for line in info.read_text().splitlines() if "=" in line)
+
+
+def timed_compile(app: App, config: dict, what: str) -> tuple[Build, float]:
+    started = time.monotonic()
+    build = app.compile(config)
+    seconds = time.monotonic() - started
+    if not build.succeeded:
+        raise BenchmarkError(f"the {what} failed (exit {build.returncode}):\n{build.output[-3000:]}")
+    return build, seconds
+
+
+def measure_builds(app: App, version: str, stock: bool) -> tuple[dict, dict]:
+    """The builds the dynos run (keyed by stock_build), and the build figures.
+
+    Cold and warm compile of the buildpack's default build, what it adds to the slug, and, with
+    STOCK, a cold compile of the JEMALLOC_TUNING=none build too.
+    """
     tarball, checksum = FIXTURES[version]
     # Dockerfile.test is built outside the timings: on Heroku the buildpack is simply there.
     buildpack_image(app.stack_images)
+    builds = {}
     with SourceServer() as server:
         config = {"JEMALLOC_VERSION": version, "JEMALLOC_SOURCE_URL": server.url(tarball)}
         if checksum:
             config["JEMALLOC_CHECKSUM"] = checksum
-        started = time.monotonic()
-        cold = app.compile(config)
-        cold_seconds = time.monotonic() - started
-        if not cold.succeeded:
-            raise BenchmarkError(f"the cold compile failed (exit {cold.returncode}):\n{cold.output[-3000:]}")
-        started = time.monotonic()
-        warm = app.compile(config)
-        warm_seconds = time.monotonic() - started
-        if not warm.succeeded:
-            raise BenchmarkError(f"the warm compile failed (exit {warm.returncode}):\n{warm.output[-3000:]}")
+        cold, cold_seconds = timed_compile(app, config, "cold compile")
+        builds[False], warm_seconds = timed_compile(app, config, "warm compile")
+        if stock:
+            builds[True], stock_seconds = timed_compile(app, {**config, "JEMALLOC_TUNING": "none"},
+                                                        "compile with JEMALLOC_TUNING=none")
+    warm = builds[False]
     added = ["vendor/jemalloc", ".profile.d/jemalloc.sh"]
     figures = {
         "jemalloc_version": version,
         "source": tarball,
         "cold_compile_seconds": round(cold_seconds, 2),
-        "warm_compile_seconds": round(warm_seconds, 2),
         # The buildpack's own account of the cold build: the make of jemalloc, without the containers around it.
         "jemalloc_build_seconds": int(built[1]) if (built := re.search(r"Built in (\d+) s", cold.output)) else None,
+        "warm_compile_seconds": round(warm_seconds, 2),
         "warm_compile_used_cache": "Using cached build" in warm.output,
         "slug_bytes_added": sum(tree_bytes(warm.path(relative)) for relative in added),
         "slug_bytes_added_compressed": compressed_bytes(warm.build_dir, added),
+        "default_build_info": build_info(warm),
         "cold_compile_output": cold.output,
         "warm_compile_output": warm.output,
     }
-    return warm, figures
+    if stock:
+        info = build_info(builds[True])
+        if info.get("default_malloc_conf"):
+            raise BenchmarkError(f"the JEMALLOC_TUNING=none build has compiled-in defaults: {info}")
+        figures["stock_compile_seconds"] = round(stock_seconds, 2)
+        figures["stock_build_info"] = info
+    return builds, figures
 
 
 def workload_command(language: str, parameters: dict) -> str:
@@ -228,7 +260,20 @@ def workload_command(language: str, parameters: dict) -> str:
     return f"{LANGUAGES[language]} {' '.join(shlex.quote(str(arg)) for arg in args)}"
 
 
-def run_dyno(app: App, slug: Path, config: Config, language: str, parameters: dict, timeout: float) -> dict:
+def expected_options(compiled_conf: str, config: Config) -> dict:
+    """The jemalloc settings the worker should report: the compiled-in defaults, then MALLOC_CONF key by key."""
+    expected = {}
+    for pair in f"{compiled_conf},{config.env.get('MALLOC_CONF', '')}".split(","):
+        key, _, value = pair.partition(":")
+        if key in ("narenas", "dirty_decay_ms"):
+            expected[key] = int(value)
+        elif key == "background_thread":
+            expected[key] = value == "true"
+    return expected
+
+
+def run_dyno(app: App, slug: Path, compiled_conf: str, config: Config, language: str, parameters: dict,
+             timeout: float) -> dict:
     """Boot one worker dyno that runs the workload once; its JSON line, checked for the allocator it ran on."""
     command = workload_command(language, parameters)
     dyno = app.boot(slug, command, config.env, process_type="worker")
@@ -244,6 +289,13 @@ def run_dyno(app: App, slug: Path, config: Config, language: str, parameters: di
     if result["jemalloc"] != expected:
         raise BenchmarkError(f"{config.name}/{language}: expected {expected or 'no libjemalloc'} mapped, "
                              f"the worker had {result['jemalloc']} (environment: {result['environment']})")
+    if config.jemalloc:
+        reported = result.get("jemalloc_options") or {}
+        wrong = {key: (value, reported.get(key)) for key, value in expected_options(compiled_conf, config).items()
+                 if reported.get(key) != value}
+        if wrong:
+            raise BenchmarkError(f"{config.name}/{language}: jemalloc runs with other settings than configured "
+                                 f"(setting: (expected, reported)): {wrong}")
     # jemalloc reports an option it does not understand on stderr, and ignores it.
     if "<jemalloc>" in exited.stderr:
         raise BenchmarkError(f"{config.name}/{language}: jemalloc complained:\n{exited.stderr[-2000:]}")
@@ -379,6 +431,10 @@ def build_lines(build: dict) -> list[str]:
         f"{'' if build['warm_compile_used_cache'] else ' (the warm compile did NOT use the cache)'}",
         f"slug bytes added: {build['slug_bytes_added']:,} ({build['slug_bytes_added_compressed']:,} gzipped)"
         " = vendor/jemalloc + .profile.d/jemalloc.sh",
+        "the default build's compiled-in MALLOC_CONF: "
+        f"{build['default_build_info'].get('default_malloc_conf') or 'none (jemalloc stock settings)'}",
+        *([f"JEMALLOC_TUNING=none build (jemalloc-stock and the MALLOC_CONF candidates): "
+           f"cold compile {build['stock_compile_seconds']:.1f} s"] if "stock_compile_seconds" in build else []),
     ]
 
 
@@ -419,10 +475,11 @@ def benchmark_stack(stack: Stack, configs: list[Config], languages: list[str], p
     runs = []
     try:
         say(f"== {stack.name}: compile (jemalloc {options.version})")
-        build, build_figures = measure_build(app, options.version)
+        builds, build_figures = measure_builds(app, options.version, any(config.stock_build for config in configs))
         for line in build_lines(build_figures):
             say(f"   {line}")
-        slug = app.slug(build)
+        slugs = {stock: app.slug(build) for stock, build in builds.items()}
+        compiled_confs = {stock: build_info(build).get("default_malloc_conf", "") for stock, build in builds.items()}
 
         total = parameters["repetitions"] * len(configs) * len(languages)
         say(f"== {stack.name}: {total} worker dynos, configs interleaved round-robin")
@@ -431,7 +488,8 @@ def benchmark_stack(stack: Stack, configs: list[Config], languages: list[str], p
             shift = round_number % len(configs)
             for config in configs[shift:] + configs[:shift]:
                 for language in languages:
-                    result = run_dyno(app, slug, config, language, parameters, options.dyno_timeout)
+                    result = run_dyno(app, slugs[config.stock_build], compiled_confs[config.stock_build], config,
+                                      language, parameters, options.dyno_timeout)
                     result["round"] = round_number
                     runs.append(result)
                     say(f"   [{len(runs)}/{total}] round {round_number + 1} {config.name:<28} {language:<6} "
@@ -457,7 +515,8 @@ def benchmark_stack(stack: Stack, configs: list[Config], languages: list[str], p
         "images": {"run": stack_images.run, "benchmark_run": run_image, "build": stack_images.build,
                    "upstream": stack_images.upstream},
         "parameters": parameters,
-        "configs": {config.name: {"env": config.env, "about": config.about} for config in configs},
+        "configs": {config.name: {"env": config.env, "about": config.about, "stock_build": config.stock_build}
+                    for config in configs},
         "build": build_figures,
         "summary": summarize(runs, configs, languages),
         "runs": runs,
@@ -471,7 +530,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "built with this buildpack.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="configs:\n" + "\n".join(f"  {config.name:<30} {config.about}" for config in CONFIGS.values())
-               + "\n  jemalloc+CONF                  one per --malloc-conf CONF"
+               + "\n  jemalloc+CONF                  one per --malloc-conf CONF, on the JEMALLOC_TUNING=none build"
                + "\n  (with JEMALLOC_ENABLED=true the shim also sets MALLOC_ARENA_MAX=2, which jemalloc ignores)"
                + "\n\nsizes:\n"
                + "\n".join(f"  {name:<8} {', '.join(f'{key} {value}' for key, value in preset.items())}"
@@ -486,7 +545,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated config names (default: all)")
     parser.add_argument("--malloc-conf", action="append", default=[], metavar="CONF",
-                        help="another candidate MALLOC_CONF, with JEMALLOC_ENABLED=true (repeatable)")
+                        help="another candidate MALLOC_CONF, with JEMALLOC_ENABLED=true, on the JEMALLOC_TUNING=none "
+                             "build (repeatable)")
     parser.add_argument("--languages", default=",".join(LANGUAGES), help="comma-separated: python, ruby (default: both)")
     parser.add_argument("--version", default="5.3.0", choices=sorted(FIXTURES),
                         help="JEMALLOC_VERSION, built from the offline fixtures (default 5.3.0)")
@@ -514,8 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"unknown config(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
         return 2
     configs = [CONFIGS[name] for name in names]
-    configs += [Config(f"jemalloc+{conf}", {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": conf}, True,
-                       f"JEMALLOC_ENABLED=true, MALLOC_CONF={conf}") for conf in options.malloc_conf]
+    configs += [candidate(f"jemalloc+{conf}", conf) for conf in options.malloc_conf]
     languages = [name.strip() for name in options.languages.split(",") if name.strip()]
     if not languages or any(name not in LANGUAGES for name in languages):
         say(f"--languages takes {', '.join(LANGUAGES)}")

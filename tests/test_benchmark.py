@@ -76,13 +76,17 @@ def test_the_jemalloc_dyno_ran_on_the_slugs_jemalloc_through_the_shim(benchmark,
     # The shim's glibc setting, set alongside the preload.
     assert run["environment"]["MALLOC_ARENA_MAX"] == "2"
     assert run["stderr"] == ""
+    # What jemalloc itself says it runs with (the runner checks it against the build's defaults).
+    options = run["jemalloc_options"]
+    assert set(options) == {"narenas", "background_thread", "dirty_decay_ms"}
+    assert options["narenas"] >= 1
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_glibc_dyno_had_no_jemalloc_at_all(benchmark, language):
     result, _ = benchmark
     run = runs_of(result, "glibc", language)[0]
-    assert run["jemalloc"] is None
+    assert run["jemalloc"] is None and run["jemalloc_options"] is None
     assert run["environment"] == {"LD_PRELOAD": None, "MALLOC_ARENA_MAX": None, "MALLOC_CONF": None}
 
 
@@ -93,6 +97,7 @@ def test_the_build_figures_are_a_cold_compile_a_cached_one_and_the_slug_bytes_ad
     assert build["warm_compile_used_cache"]
     assert 0 < build["warm_compile_seconds"] < build["cold_compile_seconds"]
     assert 100_000 < build["slug_bytes_added_compressed"] < build["slug_bytes_added"]
+    assert build["default_build_info"]["version"] == "5.3.0"
 
 
 def test_the_terminal_shows_the_tables_of_both_languages(benchmark):

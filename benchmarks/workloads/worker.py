@@ -15,6 +15,7 @@ only, and Python 3.6 or later: it runs on the python3 of every stack image, hero
 """
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -57,6 +58,25 @@ def mapped_jemalloc() -> Optional[str]:
             if len(fields) == 6 and "libjemalloc" in fields[5]:
                 return fields[5].strip()
     return None
+
+
+def jemalloc_options() -> Optional[dict]:
+    """The settings jemalloc runs with, as it reports them (mallctl), or None without jemalloc."""
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except AttributeError:
+        return None
+
+    def read(name, value):
+        size = ctypes.c_size_t(ctypes.sizeof(value))
+        status = mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0))
+        return value.value if status == 0 else None
+
+    return {
+        "narenas": read("opt.narenas", ctypes.c_uint()),
+        "background_thread": read("opt.background_thread", ctypes.c_bool()),
+        "dirty_decay_ms": read("opt.dirty_decay_ms", ctypes.c_ssize_t()),
+    }
 
 
 class RssSampler(threading.Thread):
@@ -223,6 +243,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "objects_built": worker.objects_built,
         "payload_length_sum": worker.bytes_built,
         "jemalloc": mapped_jemalloc(),
+        "jemalloc_options": jemalloc_options(),
         "environment": {name: os.environ.get(name) for name in ("LD_PRELOAD", "MALLOC_ARENA_MAX", "MALLOC_CONF")},
         "samples": len(sampler.samples),
         "series": downsample(sampler.samples, args.series_points),

@@ -46,6 +46,24 @@ module Worker
     nil
   end
 
+  # The settings jemalloc runs with, as it reports them (mallctl), or nil without jemalloc.
+  def jemalloc_options
+    require "fiddle"
+    mallctl = Fiddle::Function.new(Fiddle::Handle::DEFAULT["mallctl"], [Fiddle::TYPE_VOIDP] * 4 + [Fiddle::TYPE_SIZE_T],
+                                   Fiddle::TYPE_INT)
+    read = lambda do |name, size, format|
+      value = Fiddle::Pointer.malloc(size)
+      length = Fiddle::Pointer.malloc(Fiddle::SIZEOF_SIZE_T)
+      length[0, Fiddle::SIZEOF_SIZE_T] = [size].pack("J")
+      mallctl.call(name, value, length, nil, 0).zero? ? value[0, size].unpack1(format) : nil
+    end
+    background_thread = read.call("opt.background_thread", 1, "C")
+    { narenas: read.call("opt.narenas", 4, "L"), background_thread: background_thread && background_thread == 1,
+      dirty_decay_ms: read.call("opt.dirty_decay_ms", 8, "q") }
+  rescue LoadError, Fiddle::DLError
+    nil
+  end
+
   def monotonic
     Process.clock_gettime(Process::CLOCK_MONOTONIC)
   end
@@ -241,6 +259,7 @@ result = {
   objects_built: runner.objects_built,
   payload_length_sum: runner.payload_length_sum,
   jemalloc: Worker.mapped_jemalloc,
+  jemalloc_options: Worker.jemalloc_options,
   environment: %w[LD_PRELOAD MALLOC_ARENA_MAX MALLOC_CONF].map { |name| [name, ENV[name]] }.to_h,
   samples: sampler.samples.length,
   series: Worker.downsample(sampler.samples, options[:series_points])
