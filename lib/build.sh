@@ -7,9 +7,9 @@
 BUILD_RUNTIME_PREFIX="/app/vendor/jemalloc"
 BUILD_LOG_TAIL_LINES=30
 # jemalloc's defaults return freed memory to the kernel slowly and give a process 4 arenas per
-# CPU; for threaded job workers the memory benchmark (README) measured this setting at 0.81-0.88
-# of glibc's peak RSS and 0.41 of its RSS after work, where the stock defaults measured
-# 1.24-1.27 and 0.62-0.65. It is compiled in (--with-malloc-conf), so any key of the app's
+# CPU; for threaded job workers the memory benchmark (README) measured this setting at 0.80-0.84
+# of glibc's peak RSS and 0.39-0.40 of its RSS after work, where the stock defaults measured
+# 1.21-1.26 and 0.59-0.61. It is compiled in (--with-malloc-conf), so any key of the app's
 # MALLOC_CONF overrides it. background_thread and dirty_decay_ms exist from 5.0 on only.
 BUILD_MEMORY_MALLOC_CONF="narenas:2,background_thread:true,dirty_decay_ms:1000"
 
