@@ -96,3 +96,21 @@ def built_app(stack_images, source_config):
     assert build.succeeded, build.output
     yield created, build
     created.cleanup()
+
+
+@pytest.fixture
+def enabled_dyno(built_app):
+    """A web dyno of the built app with JEMALLOC_ENABLED=true, running bin/probe (a process and its child)."""
+    app, build = built_app
+    dyno = app.boot(build, "bin/probe", {"JEMALLOC_ENABLED": "true"})
+    dyno.wait_for_output("ready")
+    return dyno
+
+
+@pytest.fixture
+def disabled_dyno(built_app):
+    """The same dyno without JEMALLOC_ENABLED."""
+    app, build = built_app
+    dyno = app.boot(build, "bin/probe")
+    dyno.wait_for_output("ready")
+    return dyno

@@ -78,22 +78,6 @@ def vm_rss_kb(dyno, pid: int) -> int:
     return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)[1])
 
 
-@pytest.fixture
-def enabled_dyno(built_app):
-    app, build = built_app
-    dyno = app.boot(build, "bin/probe", ENABLED)
-    dyno.wait_for_output("ready")
-    return dyno
-
-
-@pytest.fixture
-def disabled_dyno(built_app):
-    app, build = built_app
-    dyno = app.boot(build, "bin/probe")
-    dyno.wait_for_output("ready")
-    return dyno
-
-
 # The shell's own answer: jemalloc-check with no argument.
 
 def test_in_an_enabled_web_dyno_it_says_on_with_the_version_built(enabled_dyno):

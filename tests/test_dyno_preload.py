@@ -2,8 +2,6 @@
 
 import re
 
-import pytest
-
 LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
 
 
@@ -15,22 +13,6 @@ def reported_version(stdout: str) -> tuple[str, str]:
 
 def expected_method(stack) -> str:
     return "mallctl" if stack.run_image_has_python else "stats_print"
-
-
-@pytest.fixture
-def enabled_dyno(built_app):
-    app, build = built_app
-    dyno = app.boot(build, "bin/probe", {"JEMALLOC_ENABLED": "true"})
-    dyno.wait_for_output("ready")
-    return dyno
-
-
-@pytest.fixture
-def disabled_dyno(built_app):
-    app, build = built_app
-    dyno = app.boot(build, "bin/probe")
-    dyno.wait_for_output("ready")
-    return dyno
 
 
 def test_the_dyno_process_and_its_child_have_jemalloc_mapped(enabled_dyno):

@@ -35,19 +35,6 @@ class Process:
     name: str
 
 
-@dataclass
-class Exited:
-    """How a dyno's command ended."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
 class Dyno:
     def __init__(self, container: str, stack: Stack, own_slug: Path | None = None):
         self.container = container
@@ -65,11 +52,11 @@ class Dyno:
         result = docker("logs", self.container, timeout=30)
         return result.stdout, result.stderr
 
-    def wait(self, timeout: float = 120) -> Exited:
-        """Wait for the dyno's command to end."""
-        returncode = int(docker("wait", self.container, timeout=timeout).stdout.strip())
+    def wait(self, timeout: float = 120) -> Result:
+        """Wait for the dyno's command to end: its exit status and its output."""
+        waited = docker("wait", self.container, timeout=timeout)
         stdout, stderr = self.logs()
-        return Exited(returncode, stdout, stderr)
+        return Result(waited.args, int(waited.stdout.strip()), stdout, stderr)
 
     def wait_for_output(self, text: str, timeout: float = 60) -> str:
         """Wait until the dyno's stdout contains TEXT; return that stdout."""
