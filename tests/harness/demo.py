@@ -65,6 +65,11 @@ def run_demo(stack_name: str, version: str | None) -> int:
             _say(f"   PID {process.pid} ({process.name}): {', '.join(sorted(mapped)) or 'no libjemalloc mapped'}")
         env = dyno.environ(main)
         _say(f"   LD_PRELOAD={env.get('LD_PRELOAD', '')} MALLOC_ARENA_MAX={env.get('MALLOC_ARENA_MAX', '')}")
+        _say("\n== heroku ps:exec --dyno web.1 'jemalloc-check --all'")
+        checked = dyno.exec("jemalloc-check --all", login=True)
+        for line in checked.output.splitlines():
+            _say(f"   {line}")
+        active &= checked.returncode == 0
         _say("\njemalloc is active in the dyno." if active else "\njemalloc is NOT active in the dyno.")
         return 0 if active else 1
     finally:
