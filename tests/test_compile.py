@@ -1,9 +1,6 @@
 """bin/compile builds the chosen jemalloc from verified source, caches it, and installs it."""
 
-import hashlib
 import re
-
-import pytest
 
 from conftest import FIXTURE_TARBALLS
 
