@@ -263,7 +263,10 @@ def buildpack_image(images: StackImages) -> str:
     """
     with _buildpack_images_lock:
         if images.stack.name not in _buildpack_images:
-            tag = f"jemalloc-buildpack-test:{images.stack.name}"
+            # One tag per checkout: two checkouts testing at once (worktrees, CI beside a developer)
+            # must not run each other's buildpack.
+            checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+            tag = f"jemalloc-buildpack-test:{images.stack.name}-{checkout}"
             docker(
                 "build", "--quiet", "--file", str(REPO / "Dockerfile.test"), "--tag", tag,
                 "--build-arg", f"STACK_BUILD_IMAGE={images.build}", "--build-arg", f"STACK={images.stack.name}",
