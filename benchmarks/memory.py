@@ -7,11 +7,11 @@ prints. Configs are interleaved round-robin so that the machine's noise spreads 
 them, and each figure is reported as the median of the repetitions with its spread, and as a
 ratio to glibc malloc measured in the same rounds.
 
-    sudo benchmarks/run                                  # heroku-24, default size (a few minutes)
-    sudo benchmarks/run --stack heroku-22,heroku-24 --size long
-    sudo benchmarks/run --configs glibc,jemalloc --malloc-conf 'narenas:1,tcache:false'
+    sudo benchmarks/run-synthetic                                  # heroku-24, default size (a few minutes)
+    sudo benchmarks/run-synthetic --stack heroku-22,heroku-24 --size long
+    sudo benchmarks/run-synthetic --configs glibc,jemalloc --malloc-conf 'narenas:1,tcache:false'
 
-Run through benchmarks/run (or with PYTHONPATH=tests and the venv's python): it imports the
+Run through benchmarks/run-synthetic (or with PYTHONPATH=tests and the venv's python): it imports the
 test harness. Results go to benchmark-results/ (a JSON file and a Markdown summary per stack).
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import fcntl
-import hashlib
 import io
 import json
 import math
@@ -36,17 +34,17 @@ import sys
 import tarfile
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from harness import images
 from harness.app import App, Build
 from harness.demo import FIXTURES
-from harness.docker import DockerError, docker, image_label, remove_container
-from harness.images import BUILDER_LABEL, StackImages, buildpack_image
-from harness.paths import CACHE, REPO
+from harness.docker import DockerError, remove_container
+from harness.images import StackImages, buildpack_image
+from harness.paths import REPO
 from harness.sources import SourceServer
 from harness.stacks import Stack, selected_stacks
+from stack_image import ImageError, run_image_with
 
 BENCHMARKS = REPO / "benchmarks"
 DEFAULT_OUTPUT = REPO / "benchmark-results"
@@ -115,14 +113,6 @@ RATIO_METRICS = ["peak_rss_bytes", "steady_rss_bytes", "after_work_rss_bytes", "
 # The benchmark image: the run image plus Ubuntu's python3 and ruby. The stacks' run images lack
 # one or both (heroku-24 has neither), and the workers need them; jemalloc is not among them.
 BENCHMARK_PACKAGES = ("python3", "ruby")
-BENCHMARK_IMAGE_RECIPE = (
-    "set -e\n"
-    "export DEBIAN_FRONTEND=noninteractive\n"
-    "apt-get update -q\n"
-    f"apt-get install -y -q --no-install-recommends {' '.join(BENCHMARK_PACKAGES)}\n"
-    "rm -rf /var/lib/apt/lists/*\n"
-)
-BENCHMARK_KEY_LABEL = "io.jemalloc-buildpack.benchmark-image-key"
 
 
 class BenchmarkError(RuntimeError):
@@ -133,49 +123,9 @@ def say(message: str = "") -> None:
     print(message, flush=True)
 
 
-@contextmanager
-def file_lock(name: str):
-    """Serializes what two benchmark runs (say, a test and a user) would otherwise do twice at once."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def benchmark_image(stack_images: StackImages) -> str:
-    """The stack's run image plus python3 and ruby from the stack's Ubuntu archive, reused while its inputs are unchanged."""
-    stack = stack_images.stack
-    tag = f"jemalloc-buildpack-benchmark/{stack.name}:run"
-    run_image_id = docker("image", "inspect", "--format", "{{.Id}}", stack_images.run).stdout.strip()
-    key = hashlib.sha256(f"{run_image_id}\n{BENCHMARK_IMAGE_RECIPE}".encode()).hexdigest()
-    with file_lock(f"benchmark-image-{stack.name}"):
-        if image_label(tag, BENCHMARK_KEY_LABEL) == key:
-            return tag
-        say(f"   building {tag}: {stack_images.run} + {' '.join(BENCHMARK_PACKAGES)} from Ubuntu {stack.ubuntu_suite}")
-        container = f"jemalloc-buildpack-benchmark-image-{stack.name}-{os.getpid()}"
-        remove_container(container)
-        try:
-            result = docker(
-                "run", "--name", container, "--label", BUILDER_LABEL, "--user", "root", "--network", "host",
-                stack_images.run, "bash", "-c", BENCHMARK_IMAGE_RECIPE,
-                check=False, timeout=15 * 60,
-            )
-            if result.returncode != 0:
-                raise BenchmarkError(f"building {tag} failed:\n{result.output[-3000:]}")
-            # Back to the stack's own user: the dynos must run as they do in the stack's run image.
-            docker(
-                "commit",
-                "--change", f"USER {stack.default_user}",
-                "--change", f"LABEL {BENCHMARK_KEY_LABEL}={key}",
-                "--change", 'CMD ["/bin/bash"]',
-                container, tag,
-                timeout=5 * 60,
-            )
-        finally:
-            remove_container(container)
-        # The image this one replaced, now untagged.
-        docker("image", "prune", "--force", "--filter", f"label={BENCHMARK_KEY_LABEL}", check=False, timeout=300)
-        return tag
+    """The stack's run image plus python3 and ruby from the stack's Ubuntu archive: the workers need them."""
+    return run_image_with(stack_images, "benchmark", BENCHMARK_PACKAGES, say)
 
 
 def tree_bytes(path: Path) -> int:
@@ -525,7 +475,7 @@ def benchmark_stack(stack: Stack, configs: list[Config], languages: list[str], p
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="benchmarks/run",
+        prog="benchmarks/run-synthetic",
         description="Memory of a threaded Python and Ruby job worker per allocator config, in dynos of an app "
                     "built with this buildpack.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -579,13 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     if not languages or any(name not in LANGUAGES for name in languages):
         say(f"--languages takes {', '.join(LANGUAGES)}")
         return 2
-    command = "benchmarks/run" + "".join(f" {shlex.quote(arg)}" for arg in (sys.argv[1:] if argv is None else argv))
+    command = "benchmarks/run-synthetic" + "".join(f" {shlex.quote(arg)}" for arg in (sys.argv[1:] if argv is None else argv))
 
     options.output_dir.mkdir(parents=True, exist_ok=True)
     for stack in stacks:
         try:
             result = benchmark_stack(stack, configs, languages, parameters, options, command)
-        except (BenchmarkError, DockerError, images.ImageBuildError) as error:
+        except (BenchmarkError, DockerError, ImageError, images.ImageBuildError) as error:
             say(f"\nFAILED on {stack.name}: {error}")
             return 1
         json_path = options.output_dir / f"{result['timestamp']}-{stack.name}.json"

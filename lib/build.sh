@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Building jemalloc from verified source into a minimal tree (bin/ and lib/) for /app/vendor/jemalloc.
-# The SHA-256 of this file is part of the cache key: editing the recipe invalidates cached builds.
+# The SHA-256 of the recipe files (build::recipe_files) is part of the cache key: editing the
+# recipe invalidates cached builds.
 
 # Where the library lives in the dyno. It is compiled into jemalloc-config and jeprof, and the
 # build happens elsewhere, so it is given as --prefix and the result is staged with DESTDIR.
@@ -12,6 +13,17 @@ BUILD_LOG_TAIL_LINES=30
 # 1.21-1.26 and 0.59-0.61. It is compiled in (--with-malloc-conf), so any key of the app's
 # MALLOC_CONF overrides it. background_thread and dirty_decay_ms exist from 5.0 on only.
 BUILD_MEMORY_MALLOC_CONF="narenas:2,background_thread:true,dirty_decay_ms:1000"
+# jemalloc stops its background thread in every fork()ed child, so the tuning above would do
+# nothing in forked workers (puma cluster mode, Celery prefork, gunicorn). This C file, linked
+# into the library with the tuning, switches it back on in the child.
+BUILD_FORK_HELPER_SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/background_thread_after_fork.c"
+
+# Usage: build::recipe_files
+# Prints the files whose content decides what a build produces from a given source and options.
+build::recipe_files() {
+	echo "${BASH_SOURCE[0]}"
+	echo "${BUILD_FORK_HELPER_SOURCE}"
+}
 
 # Usage: build::default_malloc_conf VERSION TUNING
 # Prints the options string to compile into jemalloc (nothing for TUNING none, or for releases
@@ -154,9 +166,17 @@ build::from_source() {
 	echo "${configure_flags[*]}" >"${work_dir}/configure-flags"
 
 	build::run_logged "${log_file}" "${source_dir}" configure ./configure "${configure_flags[@]}"
+	local link_extra=()
+	if [[ -n "${default_malloc_conf}" ]]; then
+		# The fork helper is an object on the library's link line: part of libjemalloc.so
+		# itself, so that LD_PRELOAD names one file, as it always has.
+		build::run_logged "${log_file}" "${work_dir}" "compile the fork helper" \
+			cc -O2 -fPIC -Wall -c "${BUILD_FORK_HELPER_SOURCE}" -o "${work_dir}/background_thread_after_fork.o"
+		link_extra=("EXTRA_LDFLAGS=${work_dir}/background_thread_after_fork.o")
+	fi
 	# Only the shared library and the scripts: these targets exist in every release since 3.0,
 	# and skip the static library, headers and docs that a dyno never needs.
-	build::run_logged "${log_file}" "${source_dir}" make make -j"$(nproc)" build_lib_shared
+	build::run_logged "${log_file}" "${source_dir}" make make -j"$(nproc)" build_lib_shared "${link_extra[@]}"
 	build::run_logged "${log_file}" "${source_dir}" "make install" \
 		make install_lib_shared install_bin DESTDIR="${staging_dir}"
 

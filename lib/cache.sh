@@ -30,12 +30,13 @@ cache::stack_name() {
 	echo "${id:-unknown}-${version_id:-unknown}"
 }
 
-# Usage: cache::key STACK ARCH VERSION SOURCE_SHA256 CONFIGURE_OPTIONS RECIPE_FILE
+# Usage: cache::key STACK ARCH VERSION SOURCE_SHA256 CONFIGURE_OPTIONS RECIPE_FILE...
 # Prints the key of a build: a SHA-256 over everything that changes the built library.
 cache::key() {
-	local stack="$1" arch="$2" version="$3" source_sha256="$4" configure_options="$5" recipe_file="$6"
+	local stack="$1" arch="$2" version="$3" source_sha256="$4" configure_options="$5"
+	shift 5
 	local recipe_sha256 key
-	recipe_sha256="$(sha256sum <"${recipe_file}")"
+	recipe_sha256="$(cat "$@" | sha256sum)"
 	key="$(printf 'stack=%s\narch=%s\nversion=%s\nsource_sha256=%s\nconfigure_options=%s\nrecipe_sha256=%s\n' \
 		"${stack}" "${arch}" "${version}" "${source_sha256}" "${configure_options}" "${recipe_sha256%% *}" |
 		sha256sum)"

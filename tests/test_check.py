@@ -50,6 +50,7 @@ def answer(result) -> Answer:
 class Row:
     pid: int
     jemalloc: str
+    background_thread: str
     rss: str
     command: str
     mapped: str
@@ -58,11 +59,11 @@ class Row:
 def table(stdout: str) -> tuple[str, dict[int, Row]]:
     """The headline and the rows of jemalloc-check's process table, by PID."""
     lines = stdout.splitlines()
-    assert re.split(r"\s{2,}", lines[1].strip()) == ["PID", "JEMALLOC", "RSS", "COMMAND", "MAPPED"], stdout
+    assert re.split(r"\s{2,}", lines[1].strip()) == ["PID", "JEMALLOC", "BG THREAD", "RSS", "COMMAND", "MAPPED"], stdout
     rows = {}
     for line in lines[2:]:
-        pid, jemalloc, rss, command, mapped = re.split(r"\s{2,}", line.strip())
-        rows[int(pid)] = Row(int(pid), jemalloc, rss, command, mapped)
+        pid, jemalloc, background_thread, rss, command, mapped = re.split(r"\s{2,}", line.strip())
+        rows[int(pid)] = Row(int(pid), jemalloc, background_thread, rss, command, mapped)
     return lines[0], rows
 
 
@@ -297,7 +298,7 @@ def test_json_for_a_missing_pid_says_it_does_not_exist(enabled_dyno):
     assert result.returncode == 1
     (entry,) = json.loads(result.stdout)["processes"]
     assert entry == {"pid": NO_SUCH_PID, "exists": False, "comm": None, "jemalloc": False, "mapped": None,
-                     "rss_kb": None, "error": "no such process"}
+                     "background_thread": None, "rss_kb": None, "error": "no such process"}
 
 
 # Usage

@@ -180,11 +180,15 @@ class App:
         command: str,
         config: dict[str, str] | None = None,
         process_type: str = "web",
+        network: str = "none",
+        docker_options: tuple[str, ...] = (),
     ) -> Dyno:
         """Start a dyno of the app running COMMAND; the caller waits for it or inspects it.
 
-        The dyno, and the slug copy made for it, are removed by remove_dynos(): conftest does
-        that after every test, also a failed one.
+        NETWORK is docker's --network (no network by default; the benchmark joins a dyno to
+        the loopback of a container that runs the app's Redis), DOCKER_OPTIONS more options of
+        `docker run` (say, a memory limit). The dyno, and the slug copy made for it, are removed
+        by remove_dynos(): conftest does that after every test, also a failed one.
         """
         own_slug = not isinstance(build_or_slug, Path)
         slug = self.slug(build_or_slug) if own_slug else build_or_slug
@@ -195,8 +199,8 @@ class App:
         env_args = [arg for name, value in environment.items() for arg in ("--env", f"{name}={value}")]
         name = self._container_name("dyno")
         docker(
-            "run", "--detach", "--init", "--name", name, "--label", LABEL, "--network", "none",
-            "--volume", f"{slug}:/app", "--workdir", "/app", *env_args,
+            "run", "--detach", "--init", "--name", name, "--label", LABEL, "--network", network,
+            *docker_options, "--volume", f"{slug}:/app", "--workdir", "/app", *env_args,
             self.stack_images.run, "bash", "-c", LAUNCHER, "dyno", command,
         )
         dyno = Dyno(name, self.stack, slug if own_slug else None)

@@ -1,0 +1,157 @@
+"""The figures of one dyno's run, and of all rounds, as Heroku would judge the dyno.
+
+A run's timeline starts when the feeder starts its load (t = 0). Memory is the dyno's PSS sum
+(each resident page once). R14: the seconds the dyno spent over its quota (Heroku then swaps
+and logs R14); R15: whether it went past twice its quota, where Heroku kills it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from .sampler import DynoSampler
+
+MIB = 1024 * 1024
+CHECKPOINT_MINUTES = (1, 3, 5, 10, 30)
+SHELLS = {"bash", "sh", "dash"}
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, bytes) points, in MiB per minute."""
+    if len(points) < 3:
+        return None
+    mean_t = statistics.fmean(t for t, _ in points)
+    mean_v = statistics.fmean(v for _, v in points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if spread == 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread * 60 / MIB
+
+
+def workers(sampler: DynoSampler) -> tuple[list, list]:
+    """The dyno's worker processes (leaves of its process tree that are not shells) and the rest."""
+    records = list(sampler.processes.values())
+    parents = {record.ppid for record in records}
+    leaves = [record for record in records if record.pid not in parents and record.comm not in SHELLS]
+    rest = [record for record in records if record not in leaves]
+    return leaves, rest
+
+
+def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds: float) -> dict:
+    started = events["started"]["time"]
+    load_ended = events["load_ended"]["time"]
+    drained = events["drained"]["time"]
+    finished = events["summary"]["time"]
+    samples = [sample for sample in sampler.samples if started <= sample.time <= finished]
+    if not samples:
+        raise ValueError("no samples while the load ran")
+    series = [(round(sample.time - started, 1), sample.pss, sample.rss) for sample in samples]
+    loaded = [(t, pss) for t, pss, _ in series if t <= load_ended - started]
+    second_half = [(t, pss) for t, pss in loaded if t >= load_seconds / 2]
+    idle_tail = [pss for t, pss, _ in series if t >= finished - started - 10]
+    quota = quota_mib * MIB
+
+    checkpoints = {}
+    for minute in CHECKPOINT_MINUTES:
+        if minute * 60 <= load_seconds:
+            before = [pss for t, pss in loaded if t <= minute * 60]
+            checkpoints[f"{minute}min"] = before[-1] if before else None
+
+    # Seconds over the quota: each sample stands for the time until the next one.
+    over = 0.0
+    for current, following in zip(samples, samples[1:]):
+        if current.pss > quota:
+            over += following.time - current.time
+
+    cpu_samples = [sample for sample in sampler.samples if started <= sample.time <= drained]
+    cpu_seconds = (cpu_samples[-1].cpu_ns - cpu_samples[0].cpu_ns) / 1e9 if len(cpu_samples) > 1 else None
+    done = events["summary"]["done"]
+
+    worker_records, other_records = workers(sampler)
+    worker_peak = max((record.peak_pss for record in worker_records), default=0)
+    worker_pids = {record.pid for record in worker_records}
+    # What the dyno holds besides its workers (master process, shells), at its largest.
+    base_peak = max((sum(pss for pid, pss in sample.processes.items() if pid not in worker_pids)
+                     for sample in samples), default=0)
+    fit = math.floor((quota - base_peak) / worker_peak) if worker_peak else 0
+
+    return {
+        "series": series,
+        "start_pss": samples[0].pss,
+        "checkpoints": checkpoints,
+        "peak_pss": max(pss for _, pss, _ in series),
+        "peak_rss": max(rss for _, _, rss in series),
+        "steady_pss": statistics.fmean(pss for _, pss in second_half) if second_half else None,
+        "slope_mib_per_min": slope_per_minute(second_half),
+        "after_idle_pss": statistics.fmean(idle_tail) if idle_tail else None,
+        "r14_seconds": round(over, 1),
+        "r15": max(pss for _, pss, _ in series) > 2 * quota,
+        "jobs_done": done,
+        "jobs_sent": events["summary"]["sent"],
+        "stalled_seconds": events["summary"].get("stalled_seconds"),
+        "cpu_seconds": cpu_seconds,
+        "cpu_ms_per_job": cpu_seconds * 1000 / done if cpu_seconds is not None and done else None,
+        "workers": len(worker_records),
+        "worker_peak_pss": worker_peak,
+        "base_peak_pss": base_peak,
+        "workers_fit": fit,
+        "processes": [
+            {"pid": record.pid, "ppid": record.ppid, "comm": record.comm, "cmdline": record.cmdline[:200],
+             "mapped": record.mapped, "background_thread": record.background_thread,
+             "peak_pss": record.peak_pss, "peak_rss": record.peak_rss, "worker": record in worker_records}
+            for record in sorted(worker_records + other_records, key=lambda record: record.pid)
+        ],
+    }
+
+
+# (figure, heading, divisor, decimals, lower is better)
+FIGURES = [
+    ("steady_pss", "steady MiB", MIB, 0),
+    ("peak_pss", "peak MiB", MIB, 0),
+    ("slope_mib_per_min", "slope MiB/min", 1, 2),
+    ("after_idle_pss", "after idle MiB", MIB, 0),
+    ("r14_seconds", "R14 s", 1, 0),
+    ("workers_fit", "workers/dyno", 1, 0),
+    ("jobs_done", "jobs", 1, 0),
+    ("cpu_ms_per_job", "CPU ms/job", 1, 1),
+]
+RATIOS = ["steady_pss", "peak_pss", "after_idle_pss", "cpu_ms_per_job"]
+
+
+def spread(values: list) -> dict | None:
+    values = [value for value in values if value is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def summarize(runs: list[dict], apps: list[str], configs: list[str], baseline: str) -> dict:
+    """Per app and config: each figure's median [min-max] over the rounds, and its ratio to the
+    baseline config of the same round."""
+    summary = {}
+    for app in apps:
+        per_config = {}
+        baseline_runs = {run["round"]: run for run in runs
+                         if run["app"] == app and run["config"] == baseline and not run.get("killed")}
+        for config in configs:
+            every = [run for run in runs if run["app"] == app and run["config"] == config]
+            if not every:
+                continue
+            # A dyno killed at twice its quota (R15) has no other figure.
+            mine = [run for run in every if not run.get("killed")]
+            figures = {name: spread([run[name] for run in mine]) for name, *_ in FIGURES}
+            figures["checkpoints"] = {key: spread([run["checkpoints"].get(key) for run in mine])
+                                      for key in (mine[0]["checkpoints"] if mine else {})}
+            figures["r15_runs"] = sum(1 for run in every if run.get("killed") or run["r15"])
+            ratios = {}
+            for name in RATIOS:
+                paired = [run[name] / baseline_runs[run["round"]][name] for run in mine
+                          if run["round"] in baseline_runs and run[name] is not None
+                          and baseline_runs[run["round"]][name]]
+                ratios[name] = spread(paired)
+            figures["ratio"] = ratios
+            figures["rounds"] = len(every)
+            per_config[config] = figures
+        summary[app] = per_config
+    return summary

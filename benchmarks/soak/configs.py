@@ -1,0 +1,67 @@
+"""Allocator configs, as the config vars a user sets, and the sizes of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+BASELINE = "glibc"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    env: dict
+    jemalloc: bool
+    about: str
+    # "default": the buildpack's default build (its compiled-in tuning); "stock": the build with
+    # JEMALLOC_TUNING=none, jemalloc's own defaults.
+    build: str = "default"
+
+
+def candidate(malloc_conf: str) -> Config:
+    """The buildpack's default with MALLOC_CONF on top: each key overrides its compiled-in namesake."""
+    return Config(f"jemalloc+{malloc_conf}", {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": malloc_conf}, True,
+                  f"JEMALLOC_ENABLED=true and MALLOC_CONF={malloc_conf} on the default build")
+
+
+MAIN = [
+    Config("glibc", {}, False, "glibc malloc with its defaults (JEMALLOC_ENABLED and MALLOC_ARENA_MAX unset)"),
+    Config("arena2", {"MALLOC_ARENA_MAX": "2"}, False,
+           "glibc malloc with MALLOC_ARENA_MAX=2, what Heroku sets for Ruby apps"),
+    Config("jemalloc-stock", {"JEMALLOC_ENABLED": "true"}, True,
+           "JEMALLOC_ENABLED=true on a JEMALLOC_TUNING=none build: jemalloc's own defaults", "stock"),
+    Config("jemalloc", {"JEMALLOC_ENABLED": "true"}, True,
+           "JEMALLOC_ENABLED=true: the buildpack's default build and settings"),
+]
+# What other buildpacks and guides ship, each on top of the buildpack's default.
+CANDIDATES = [candidate(conf) for conf in
+              ("thp:never", "muzzy_decay_ms:0", "narenas:1", "tcache_max:1024", "dirty_decay_ms:500",
+               "dirty_decay_ms:500,muzzy_decay_ms:0")]
+CONFIGS = {config.name: config for config in MAIN + CANDIDATES}
+
+
+@dataclass(frozen=True)
+class Size:
+    load_seconds: int
+    idle_seconds: int
+    repetitions: int
+    # Dynos running at once: the configs of one app side by side, so that every config of a
+    # round shares the machine's conditions.
+    concurrency: int
+    # Jobs or requests per second: (worker apps, web app).
+    rates: tuple[float, float]
+    configs: tuple[str, ...] = tuple(config.name for config in MAIN)
+
+
+SIZES = {
+    # CI: every app and figure, a minute each; not for conclusions.
+    "smoke": Size(45, 10, 1, 8, (1.0, 3.0), ("glibc", "jemalloc")),
+    "default": Size(300, 60, 2, 4, (1.5, 4.0)),
+    # The README's figures.
+    "readme": Size(600, 60, 2, 4, (1.5, 4.0)),
+    "long": Size(1800, 120, 2, 4, (1.5, 4.0)),
+}
+
+# Heroku's dyno sizes (MiB): standard-1X, standard-2X, performance-M.
+DYNO_SIZES = {"standard-1x": 512, "standard-2x": 1024, "performance-m": 2560}

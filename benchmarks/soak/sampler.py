@@ -1,0 +1,162 @@
+"""What a dyno uses, read every second from the host: the dyno's cgroup and /proc of its processes.
+
+Reading from the host, not with `docker exec`, keeps the sampling out of the dyno's own memory
+and CPU. A process's PSS (proportional set size) counts a page shared by N processes as 1/N in
+each, so the PSS summed over a dyno counts each resident page once, as the dyno's memory quota
+does; the RSS sum counts pages that forked workers share once per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from .configs import LIBRARY
+
+CGROUP = "/sys/fs/cgroup"
+# jemalloc (5.2 and later) names its background thread so.
+BACKGROUND_THREAD = "jemalloc_bg_thd"
+# How often (in samples) the threads of each process are listed again.
+THREADS_EVERY = 10
+
+
+@dataclass
+class ProcessRecord:
+    """One process of the dyno, as seen over the run."""
+
+    pid: int
+    ppid: int
+    comm: str
+    cmdline: str
+    mapped: list[str]
+    background_thread: bool | None = None
+    peak_pss: int = 0
+    peak_rss: int = 0
+    last_pss: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+
+
+@dataclass
+class Sample:
+    time: float
+    pss: int
+    rss: int
+    cpu_ns: int
+    # PSS per PID.
+    processes: dict[int, int] = field(default_factory=dict)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def cgroup_dir(controller: str, pid: int) -> str:
+    """The cgroup (v1) directory of process PID for CONTROLLER, as the host sees it."""
+    for line in (_read(f"/proc/{pid}/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            directory = f"{CGROUP}/{controller}{path}"
+            if os.path.isdir(directory):
+                return directory
+    raise RuntimeError(f"no {controller} cgroup (v1) for process {pid} under {CGROUP}")
+
+
+class DynoSampler:
+    """Samples one dyno container; `sample()` once a second."""
+
+    def __init__(self, init_pid: int):
+        """INIT_PID: the host PID of the container's init (docker inspect's State.Pid)."""
+        self.memory_cgroup = cgroup_dir("memory", init_pid)
+        self.cpu_cgroup = cgroup_dir("cpuacct", init_pid)
+        self.processes: dict[int, ProcessRecord] = {}
+        self.samples: list[Sample] = []
+        self._count = 0
+
+    def pids(self) -> list[int]:
+        text = _read(f"{self.memory_cgroup}/cgroup.procs") or ""
+        return [int(pid) for pid in text.split()]
+
+    def sample(self) -> Sample | None:
+        now = time.time()
+        cpu = _read(f"{self.cpu_cgroup}/cpuacct.usage")
+        pss_total = rss_total = 0
+        per_process = {}
+        self._count += 1
+        for pid in self.pids():
+            record = self.processes.get(pid) or self._discover(pid, now)
+            if record is None:
+                continue
+            rollup = _read(f"/proc/{pid}/smaps_rollup")
+            if rollup is None:
+                continue
+            rss = pss = 0
+            for line in rollup.splitlines():
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1]) * 1024
+            record.last_seen = now
+            record.last_pss = pss
+            record.peak_pss = max(record.peak_pss, pss)
+            record.peak_rss = max(record.peak_rss, rss)
+            if self._count % THREADS_EVERY == 0 or record.background_thread is None:
+                # A process found while it was still the launcher's bash has exec'd since.
+                self._refresh(record)
+                record.background_thread = self._has_background_thread(pid)
+            pss_total += pss
+            rss_total += rss
+            per_process[pid] = pss
+        if cpu is None:
+            return None
+        sample = Sample(now, pss_total, rss_total, int(cpu), per_process)
+        self.samples.append(sample)
+        return sample
+
+    def _discover(self, pid: int, now: float) -> ProcessRecord | None:
+        stat = _read(f"/proc/{pid}/stat")
+        cmdline = _read(f"/proc/{pid}/cmdline")
+        maps = _read(f"/proc/{pid}/maps")
+        if stat is None or cmdline is None or maps is None:
+            return None
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm == "docker-init":
+            # The container's init: Heroku's dyno has its own, outside the app's memory.
+            return None
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        mapped = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()
+                         if len(line.split(maxsplit=5)) == 6 and "libjemalloc" in line})
+        record = ProcessRecord(pid, ppid, comm, cmdline.replace("\0", " ").strip(), mapped, first_seen=now)
+        self.processes[pid] = record
+        return record
+
+    def _refresh(self, record: ProcessRecord) -> None:
+        fresh = self._discover(record.pid, record.first_seen)
+        if fresh is not None:
+            fresh.peak_pss, fresh.peak_rss, fresh.last_pss = record.peak_pss, record.peak_rss, record.last_pss
+            fresh.last_seen = record.last_seen
+            record.__dict__.update(fresh.__dict__)
+            self.processes[record.pid] = record
+
+    @staticmethod
+    def _has_background_thread(pid: int) -> bool:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return False
+        return any((_read(f"/proc/{pid}/task/{task}/comm") or "").strip() == BACKGROUND_THREAD for task in tasks)
+
+    def allocator_problems(self, jemalloc: bool) -> list[str]:
+        """Processes whose allocator is not the configured one (the slug's jemalloc, or none)."""
+        problems = []
+        for record in self.processes.values():
+            expected = [LIBRARY] if jemalloc else []
+            if record.mapped != expected:
+                problems.append(f"PID {record.pid} ({record.cmdline[:60]}) maps {record.mapped or 'no jemalloc'}, "
+                                f"expected {expected or 'no jemalloc'}")
+        return problems

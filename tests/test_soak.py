@@ -1,0 +1,118 @@
+"""The soak benchmark runs every real app end to end at its smoke size, and each figure it
+reports is there and consistent with the dyno it measured.
+
+One run, on heroku-24 when it is among the selected stacks (else on the first selected one):
+`python -m soak --size smoke` (glibc and the buildpack's default jemalloc, every app, a minute
+of load), as `benchmarks/run` runs it, then its JSON file is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness.paths import REPO
+from harness.stacks import selected_stacks
+
+LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+APPS = ("sidekiq", "puma", "celery-prefork", "celery-threads")
+CONFIGS = ("glibc", "jemalloc")
+# Apps whose workers are forked from a parent process.
+FORKED = {"puma", "celery-prefork"}
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def soak(request, tmp_path_factory):
+    """The smoke-size soak benchmark's JSON result and terminal output."""
+    names = [stack.name for stack in selected_stacks(request.config.getoption("--stack"))]
+    stack = "heroku-24" if "heroku-24" in names else names[0]
+    output_dir = tmp_path_factory.mktemp("soak-results")
+    completed = subprocess.run(
+        [sys.executable, "-m", "soak", "--stack", stack, "--size", "smoke", "--output-dir", str(output_dir)],
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'tests'}:{REPO / 'benchmarks'}"},
+        capture_output=True, text=True, timeout=1500,
+    )
+    assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-6000:]
+    results = list(output_dir.glob(f"*-{stack}-soak.json"))
+    assert len(results) == 1, f"expected one JSON file in {list(output_dir.iterdir())}"
+    assert results[0].with_suffix(".md").exists()
+    return json.loads(results[0].read_text()), completed.stdout, results[0]
+
+
+def run_of(result, app, config):
+    (run,) = [run for run in result["runs"] if run["app"] == app and run["config"] == config]
+    return run
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("app", APPS)
+def test_each_app_ran_under_each_config_with_every_figure(soak, app, config):
+    result, _, _ = soak
+    run = run_of(result, app, config)
+    assert not run["killed"], run
+    assert run["jobs_sent"] > 0 and run["jobs_done"] == run["jobs_sent"] and run["failures"] == 0
+    assert 0 < run["start_pss"] <= run["peak_pss"] <= run["peak_rss"] * 1.01
+    assert 0 < run["steady_pss"] <= run["peak_pss"]
+    assert 0 < run["after_idle_pss"] <= run["peak_pss"]
+    assert run["slope_mib_per_min"] is not None
+    assert run["checkpoints"]["1min"] is None or run["checkpoints"]["1min"] > 0
+    assert run["cpu_seconds"] > 0 and run["cpu_ms_per_job"] > 0
+    assert run["r14_seconds"] >= 0 and run["r15"] in (True, False)
+    # One sample a second while the load ran and the dyno idled.
+    load_and_idle = result["parameters"]["load_seconds"] + result["parameters"]["idle_seconds"]
+    assert len(run["series"]) >= load_and_idle * 0.8
+    assert run["workers_fit"] == (512 * MIB - run["base_peak_pss"]) // run["worker_peak_pss"]
+    figures = result["summary"][app][config]
+    assert figures["rounds"] == 1
+    for name in ("steady_pss", "peak_pss", "after_idle_pss", "cpu_ms_per_job"):
+        assert figures["ratio"][name]["median"] > 0
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_process_ran_on_the_configured_allocator(soak, app):
+    result, _, _ = soak
+    for config, expected in (("glibc", []), ("jemalloc", [LIBRARY])):
+        processes = run_of(result, app, config)["processes"]
+        assert processes, (app, config)
+        assert all(process["mapped"] == expected for process in processes), (app, config, processes)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_workers_are_the_apps_own_processes(soak, app):
+    result, _, _ = soak
+    run = run_of(result, app, "jemalloc")
+    workers = [process for process in run["processes"] if process["worker"]]
+    expected = {"sidekiq": 1, "puma": 2, "celery-prefork": 4, "celery-threads": 1}[app]
+    assert len(workers) == run["workers"] == expected, run["processes"]
+    if app in FORKED:
+        parents = {process["pid"] for process in run["processes"]} - {worker["pid"] for worker in workers}
+        assert all(worker["ppid"] in parents for worker in workers)
+
+
+@pytest.mark.parametrize("app", sorted(FORKED))
+def test_forked_workers_keep_jemallocs_background_thread(soak, app):
+    result, _, _ = soak
+    run = run_of(result, app, "jemalloc")
+    assert all(process["background_thread"] for process in run["processes"] if process["worker"]), run["processes"]
+
+
+def test_the_fork_exec_cost_is_measured(soak):
+    figures = soak[0]["fork_exec"]["figures"]
+    for kind in ("wall_seconds", "cpu_seconds"):
+        assert figures[kind]["restart"] > 0 and figures[kind]["no-restart"] > 0
+        assert figures[kind]["ratio"] == figures[kind]["restart"] / figures[kind]["no-restart"]
+
+
+def test_the_terminal_shows_each_apps_tables_and_a_chart_is_drawn(soak):
+    result, stdout, path = soak
+    for app in APPS:
+        assert f"{app} (" in stdout
+    for heading in ("workers/512 MB", "R14 s", "slope MiB/min", "CPU/job", "fork+exec"):
+        assert heading in stdout
+    chart = path.with_suffix(".png")
+    assert chart.exists() and chart.read_bytes().startswith(b"\x89PNG")
