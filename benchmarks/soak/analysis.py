@@ -30,10 +30,13 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
 
 
 def workers(sampler: DynoSampler) -> tuple[list, list]:
-    """The dyno's worker processes (leaves of its process tree that are not shells) and the rest."""
+    """The dyno's worker processes and the rest. Workers are the leaves of its process tree that
+    are not shells and lived through at least half of the run."""
     records = list(sampler.processes.values())
     parents = {record.ppid for record in records}
-    leaves = [record for record in records if record.pid not in parents and record.comm not in SHELLS]
+    longest = max((record.samples for record in records), default=0)
+    leaves = [record for record in records
+              if record.pid not in parents and record.comm not in SHELLS and record.samples * 2 >= longest]
     rest = [record for record in records if record not in leaves]
     return leaves, rest
 

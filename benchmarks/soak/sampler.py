@@ -36,6 +36,8 @@ class ProcessRecord:
     last_pss: int = 0
     first_seen: float = 0.0
     last_seen: float = 0.0
+    # How many samples saw it: a command the app ran for a moment (say `uname`) is no worker.
+    samples: int = 0
 
 
 @dataclass
@@ -102,6 +104,7 @@ class DynoSampler:
                 elif line.startswith("Pss:"):
                     pss = int(line.split()[1]) * 1024
             record.last_seen = now
+            record.samples += 1
             record.last_pss = pss
             record.peak_pss = max(record.peak_pss, pss)
             record.peak_rss = max(record.peak_rss, rss)
@@ -139,7 +142,7 @@ class DynoSampler:
         fresh = self._discover(record.pid, record.first_seen)
         if fresh is not None:
             fresh.peak_pss, fresh.peak_rss, fresh.last_pss = record.peak_pss, record.peak_rss, record.last_pss
-            fresh.last_seen = record.last_seen
+            fresh.last_seen, fresh.samples = record.last_seen, record.samples
             record.__dict__.update(fresh.__dict__)
             self.processes[record.pid] = record
 
