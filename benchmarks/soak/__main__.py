@@ -161,7 +161,7 @@ def parse_args(argv):
                     "under steady load, per allocator config.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="configs:\n" + "\n".join(f"  {config.name:<40} {config.about}" for config in CONFIGS.values())
-               + "\n  jemalloc+CONF (any)                      MALLOC_CONF=CONF on the default build"
+               + "\n  jemalloc+CONF                            --malloc-conf CONF: MALLOC_CONF=CONF on the default build"
                + "\n\napps:\n" + "\n".join(f"  {app.name:<16} {app.about}" for app in APPS.values())
                + "\n\nsizes:\n" + "\n".join(
                    f"  {name:<8} {size.load_seconds / 60:g} min load + {size.idle_seconds} s idle, {size.repetitions} "
@@ -172,6 +172,8 @@ def parse_args(argv):
     parser.add_argument("--size", choices=SIZES, default="default")
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated apps (default: all)")
     parser.add_argument("--configs", help="comma-separated configs (default: the size's)")
+    parser.add_argument("--malloc-conf", action="append", default=[], metavar="CONF",
+                        help="one more config, jemalloc+CONF: MALLOC_CONF=CONF on the default build (repeatable)")
     parser.add_argument("--minutes", type=float, help="minutes of load (overrides the size)")
     parser.add_argument("--repetitions", type=int, help="rounds (overrides the size)")
     parser.add_argument("--concurrency", type=int, help="dynos at once (overrides the size)")
@@ -206,13 +208,15 @@ def main(argv=None) -> int:
     names = [name.strip() for name in (options.configs or ",".join(size.configs)).split(",") if name.strip()]
     configs = []
     for name in names:
-        if name in CONFIGS:
-            configs.append(CONFIGS[name])
-        elif re.fullmatch(r"jemalloc\+[a-z_]+:[^,\s]+(,[a-z_]+:[^,\s]+)*", name):
-            configs.append(candidate(name.split("+", 1)[1]))
-        else:
-            say(f"unknown config {name!r}; known: {', '.join(CONFIGS)}, or jemalloc+KEY:VALUE")
+        if name not in CONFIGS:
+            say(f"unknown config {name!r}; known: {', '.join(CONFIGS)} (or give --malloc-conf CONF)")
             return 2
+        configs.append(CONFIGS[name])
+    for conf in options.malloc_conf:
+        if not re.fullmatch(r"[a-z_]+:[^,\s]+(,[a-z_]+:[^,\s]+)*", conf):
+            say(f"--malloc-conf {conf!r} is not KEY:VALUE[,KEY:VALUE...]")
+            return 2
+        configs.append(candidate(conf))
     if BASELINE not in names:
         configs.insert(0, CONFIGS[BASELINE])
     command = "benchmarks/run" + "".join(f" {shlex.quote(arg)}" for arg in (sys.argv[1:] if argv is None else argv))

@@ -36,8 +36,7 @@ MAIN = [
 ]
 # What other buildpacks and guides ship, each on top of the buildpack's default.
 CANDIDATES = [candidate(conf) for conf in
-              ("thp:never", "muzzy_decay_ms:0", "narenas:1", "tcache_max:1024", "dirty_decay_ms:500",
-               "dirty_decay_ms:500,muzzy_decay_ms:0")]
+              ("thp:never", "muzzy_decay_ms:0", "narenas:1", "tcache_max:1024", "dirty_decay_ms:500")]
 CONFIGS = {config.name: config for config in MAIN + CANDIDATES}
 
 
