@@ -45,7 +45,7 @@ loop() {
   echo "$(( (e - s) / 1000 )) $(tr '\n' ' ' <"/tmp/times.$$")"
 }
 export -f loop
-for round in $(seq 11); do
+for round in $(seq "$1"); do
   echo "restart $(bash -c loop)"
   echo "no-restart $(JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false bash -c loop)"
 done
@@ -57,10 +57,11 @@ def _seconds(text: str) -> float:
     return int(minutes) * 60 + float(seconds)
 
 
-def fork_exec_cost(app, slug) -> tuple[dict, list[str]]:
+def fork_exec_cost(app, slug, rounds: int) -> tuple[dict, list[str]]:
     """A bash loop of 500 external commands on the default build, with the background thread
     restarted in forked children (the default) and without (JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false)."""
-    result = app.run(slug, FORK_EXEC_SCRIPT, {"JEMALLOC_ENABLED": "true"}, process_type="run", timeout=600)
+    script = f"set -- {rounds}\n{FORK_EXEC_SCRIPT}"
+    result = app.run(slug, script, {"JEMALLOC_ENABLED": "true"}, process_type="run", timeout=900)
     if result.returncode != 0:
         raise RunError(f"the fork+exec measurement failed:\n{result.output[-2000:]}")
     wall: dict[str, list[float]] = {"restart": [], "no-restart": []}
@@ -103,7 +104,7 @@ def benchmark_stack(stack, apps, configs, size, options, command) -> dict:
         builds = compile_builds(app, options.version, {config.build for config in configs} | {"default"})
         slugs = {name: app.slug(build) for name, build in builds.items()}
         say(f"== {stack.name}: fork+exec cost of the background thread restart")
-        fork_exec, fork_exec_lines = fork_exec_cost(app, slugs["default"])
+        fork_exec, fork_exec_lines = fork_exec_cost(app, slugs["default"], size.fork_exec_rounds)
         for line in fork_exec_lines:
             say(f"   {line}")
         batches = [[Slot(APPS[name], config) for config in configs] for name in apps]

@@ -51,11 +51,13 @@ class Size:
     # Jobs or requests per second: (worker apps, web app).
     rates: tuple[float, float]
     configs: tuple[str, ...] = tuple(config.name for config in MAIN)
+    # Alternations of the fork+exec measurement (two bash loops of 500 commands each).
+    fork_exec_rounds: int = 11
 
 
 SIZES = {
     # CI: every app and figure, a minute each; not for conclusions.
-    "smoke": Size(45, 10, 1, 8, (1.0, 3.0), ("glibc", "jemalloc")),
+    "smoke": Size(45, 10, 1, 8, (1.0, 3.0), ("glibc", "jemalloc"), fork_exec_rounds=3),
     "default": Size(300, 60, 2, 4, (1.5, 4.0)),
     # The README's figures.
     "readme": Size(600, 60, 2, 4, (1.5, 4.0)),
