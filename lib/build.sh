@@ -77,7 +77,7 @@ build::unpack() {
 		build::fail "${log_file}" "The downloaded jemalloc source is not a readable .tar.bz2 or .tar.gz archive." \
 			"Check that JEMALLOC_SOURCE_URL (if set) points to a source tarball."
 	fi
-	top_dirs="$(sed -e 's#^\(\./\)*##' -e '/^$/d' "${listing}" | cut -d / -f 1 | sort -u)"
+	top_dirs="$(sed -e 's#^\(\./\)*##' -e '/^\.\{0,1\}$/d' "${listing}" | cut -d / -f 1 | sort -u)"
 	if [[ $'\n'"${top_dirs}"$'\n' == *$'\n'configure$'\n'* || $'\n'"${top_dirs}"$'\n' == *$'\n'configure.ac$'\n'* ]]; then
 		strip=0
 		top_dirs=""

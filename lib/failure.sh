@@ -12,6 +12,15 @@ FAILURE_SPACE_WATCH=()
 FAILURE_FULL_KIB=1024
 # The signal that stopped the build, if one did (for failure::reason).
 FAILURE_SIGNAL=""
+# A copy of the build's stderr (failure::keep_stderr): a signal may arrive while a step's
+# stderr goes to a file, and what the trap says must still reach the log.
+FAILURE_STDERR_FD=""
+
+# Usage: failure::keep_stderr
+# Keeps a descriptor of the current stderr for what the traps print.
+failure::keep_stderr() {
+	exec {FAILURE_STDERR_FD}>&2
+}
 
 # Usage: failure::step "downloading the jemalloc source"
 failure::step() {
@@ -89,7 +98,8 @@ failure::on_signal() {
 	local name="$1" status="$2"
 	FAILURE_SIGNAL="SIG${name}"
 	if [[ "${name}" != PIPE && "${name}" != HUP ]]; then
-		output::warning "The build was stopped by ${FAILURE_SIGNAL} while ${FAILURE_STEP}; nothing was installed." || :
+		output::warning "The build was stopped by ${FAILURE_SIGNAL} while ${FAILURE_STEP}; nothing was installed." \
+			2>&"${FAILURE_STDERR_FD:-2}" || :
 	fi
 	exit "${status}"
 }
@@ -98,8 +108,8 @@ failure::on_signal() {
 # Prints one line saying why the build failed, for bin/report: the first line of the error
 # it printed, else the signal or the step.
 failure::reason() {
-	local status="$1" reason=""
-	if [[ -n "${OUTPUT_REASON_FILE}" && -f "${OUTPUT_REASON_FILE}" ]]; then
+	local status="$1" reason="${OUTPUT_REASON}"
+	if [[ -z "${reason}" && -n "${OUTPUT_REASON_FILE}" && -f "${OUTPUT_REASON_FILE}" ]]; then
 		reason="$(<"${OUTPUT_REASON_FILE}")" || reason=""
 	fi
 	if [[ -z "${reason}" && -n "${FAILURE_SIGNAL}" ]]; then

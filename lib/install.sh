@@ -48,7 +48,9 @@ install::run() {
 		return 0
 	fi
 	failure::check_space
+	# The tool's reason without its file names: "cp: error writing 'x': Input/output error".
 	errors="${errors##*$'\n'}"
+	errors="${errors##*: }"
 	output::error \
 		"Installing jemalloc into vendor/jemalloc failed: ${errors:-$1 failed}." \
 		"Check that the app's build directory is writable and has free space, then build again."

@@ -9,7 +9,9 @@
 OUTPUT_ERROR_STATUS=97
 # Strings never printed as they are (credentials of JEMALLOC_SOURCE_URL, see output::hide).
 OUTPUT_SECRETS=()
-# When set, output::error writes its first line to this file (the failure_reason of bin/report).
+# output::error keeps its first line (the failure_reason of bin/report) here, and, when it is
+# set, in this file too: output::error may run in a subshell, whose variables are lost.
+OUTPUT_REASON=""
 OUTPUT_REASON_FILE=""
 
 # Usage: output::hide SECRET [SECRET ...]
@@ -23,14 +25,20 @@ output::hide() {
 	done
 }
 
+# Most characters a log line shows; the rest is cut (a 100 KB value is no use in a log).
+OUTPUT_MAX_LINE=1000
+
 # Usage: output::clean TEXT
 # Prints TEXT as one log line: registered secrets masked, tabs as spaces, any other control
-# character (an escape sequence, a carriage return, a newline) as '?'.
+# character (an escape sequence, a carriage return, a newline) as '?', cut to OUTPUT_MAX_LINE.
 output::clean() {
 	local LC_ALL=C text="$1" secret
 	for secret in "${OUTPUT_SECRETS[@]}"; do
 		text="${text//"${secret}"/***}"
 	done
+	if ((${#text} > OUTPUT_MAX_LINE)); then
+		text="${text:0:OUTPUT_MAX_LINE}... (${#text} characters in all)"
+	fi
 	text="${text//$'\t'/ }"
 	printf '%s\n' "${text//[[:cntrl:]]/?}"
 }
@@ -84,6 +92,8 @@ output::error() {
 	for line in "$@"; do
 		echo " !     $(output::clean "${line}")"
 	done >&2
+	# shellcheck disable=SC2034 # read by failure::reason
+	OUTPUT_REASON="$(output::clean "$1")"
 	if [[ -n "${OUTPUT_REASON_FILE}" ]]; then
 		{ output::clean "$1" >"${OUTPUT_REASON_FILE}"; } 2>/dev/null || :
 	fi
