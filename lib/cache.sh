@@ -110,7 +110,7 @@ cache::explain_write_error() {
 # it; fails (saying cache-lock-timeout on stderr) if it cannot. cache::unlock releases it.
 cache::lock() {
 	local lock_file
-	lock_file="$(cache::builds_dir "$1")/.lock"
+	lock_file="$(cache::builds_dir "$1").lock"
 	if ! { exec {CACHE_LOCK_FD}>>"${lock_file}"; }; then
 		CACHE_LOCK_FD=""
 		return 1
