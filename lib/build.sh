@@ -51,11 +51,16 @@ build::requested_options() {
 }
 
 # Usage: build::fail LOG_FILE "what failed" ["how to fix" ...]
-# Fails the build, showing the end of the compile log.
+# Fails the build, showing the end of the compile log; or, when the disk filled up (which also
+# leaves the log empty), says that instead.
 build::fail() {
 	local log_file="$1" what="$2" log_lines=()
 	shift 2
-	mapfile -t log_lines < <(tail -n "${BUILD_LOG_TAIL_LINES}" "${log_file}" | sed 's/^/  /')
+	failure::check_space
+	mapfile -t log_lines < <(tail -n "${BUILD_LOG_TAIL_LINES}" "${log_file}" 2>/dev/null | sed 's/^/  /')
+	if ((${#log_lines[@]} == 0)); then
+		log_lines=("  (the build log is empty)")
+	fi
 	output::error "${what}" "Last ${BUILD_LOG_TAIL_LINES} lines of the build log:" "${log_lines[@]}" "$@"
 }
 
@@ -75,21 +80,27 @@ build::run_logged() {
 # Usage: build::unpack TARBALL SOURCE_DIR LOG_FILE
 # Unpacks a .tar.bz2 or .tar.gz (tar detects which) into SOURCE_DIR, dropping its single top
 # directory, and prints that directory's name (a git snapshot's name carries its commit).
+# Member names may start with "./" (as `tar -c ./dir` writes them); an archive of the source
+# files themselves (configure or configure.ac at its root) is unpacked as it is.
 build::unpack() {
-	local tarball="$1" source_dir="$2" log_file="$3" listing top_dirs
+	local tarball="$1" source_dir="$2" log_file="$3" listing top_dirs strip=1
 	listing="${source_dir}.listing"
 	if ! tar -tf "${tarball}" >"${listing}" 2>>"${log_file}"; then
 		build::fail "${log_file}" "The downloaded jemalloc source is not a readable .tar.bz2 or .tar.gz archive." \
 			"Check that JEMALLOC_SOURCE_URL (if set) points to a source tarball."
 	fi
-	top_dirs="$(cut -d / -f 1 "${listing}" | sort -u)"
-	if [[ -z "${top_dirs}" || "${top_dirs}" == *$'\n'* || "${top_dirs}" == . ]]; then
+	top_dirs="$(sed -e 's#^\(\./\)*##' -e '/^\.\{0,1\}$/d' "${listing}" | cut -d / -f 1 | sort -u)"
+	if [[ $'\n'"${top_dirs}"$'\n' == *$'\n'configure$'\n'* || $'\n'"${top_dirs}"$'\n' == *$'\n'configure.ac$'\n'* ]]; then
+		strip=0
+		top_dirs=""
+	elif [[ -z "${top_dirs}" || "${top_dirs}" == *$'\n'* || "${top_dirs}" == . ]]; then
 		output::error \
 			"The jemalloc source archive does not have a single top directory, as release tarballs do." \
 			"Check that JEMALLOC_SOURCE_URL (if set) points to a jemalloc source tarball."
 	fi
 	mkdir -p "${source_dir}"
-	if ! tar -xf "${tarball}" -C "${source_dir}" --strip-components=1 --no-same-owner 2>>"${log_file}"; then
+	if ! tar -xf "${tarball}" -C "${source_dir}" --transform 's#^\(\./\)*##' --strip-components="${strip}" \
+		--no-same-owner 2>>"${log_file}"; then
 		build::fail "${log_file}" "Unpacking the jemalloc source failed."
 	fi
 	echo "${top_dirs}"

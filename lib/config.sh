@@ -4,14 +4,23 @@
 
 # Usage: config::value ENV_DIR NAME
 # Prints the value with surrounding whitespace (including newlines) removed; nothing if unset.
+# A value holding a NUL byte fails the build: no part of it can be trusted, and bash could not
+# even hold it.
 config::value() {
-	local env_dir="$1" name="$2" value=""
+	local env_dir="$1" name="$2" value="" bytes without_nul
 	if [[ -f "${env_dir}/${name}" ]]; then
+		bytes="$(wc -c <"${env_dir}/${name}")"
+		without_nul="$(tr -d '\000' <"${env_dir}/${name}" | wc -c)"
+		if ((bytes != without_nul)); then
+			output::error \
+				"${name} contains a NUL byte ($((bytes - without_nul)) of its ${bytes} bytes), so it cannot be read." \
+				"Set it again without it, or remove it: heroku config:unset ${name}"
+		fi
 		value="$(<"${env_dir}/${name}")"
 	fi
 	value="${value#"${value%%[![:space:]]*}"}"
 	value="${value%"${value##*[![:space:]]}"}"
-	echo "${value}"
+	printf '%s\n' "${value}"
 }
 
 # Usage: config::requested_version ENV_DIR
@@ -27,12 +36,12 @@ config::checksum() {
 	checksum="$(config::value "$1" JEMALLOC_CHECKSUM)"
 	if [[ -n "${checksum}" && ! "${checksum}" =~ ^[0-9a-fA-F]{64}$ ]]; then
 		output::error \
-			"JEMALLOC_CHECKSUM '${checksum}' is not a SHA-256 checksum (64 hexadecimal digits)." \
+			"JEMALLOC_CHECKSUM '$(output::printable "${checksum}")' is not a SHA-256 checksum (64 hexadecimal digits)." \
 			"Set the SHA-256 of the jemalloc source tarball, as printed by 'sha256sum jemalloc-X.Y.Z.tar.bz2':" \
 			"  heroku config:set JEMALLOC_CHECKSUM=<64 hex digits>" \
 			"or remove it to use the pinned checksum: heroku config:unset JEMALLOC_CHECKSUM"
 	fi
-	echo "${checksum,,}"
+	printf '%s\n' "${checksum,,}"
 }
 
 # Usage: config::source_url ENV_DIR
@@ -44,14 +53,14 @@ config::source_url() {
 	if [[ -z "${url}" ]]; then
 		return 0
 	fi
-	if [[ ! "${url,,}" =~ ^(https?|file)://[^[:space:]]+$ ]]; then
+	if [[ ! "${url,,}" =~ ^(https?|file)://[^[:space:][:cntrl:]]+$ ]]; then
 		output::error \
-			"JEMALLOC_SOURCE_URL '${url}' is not an http://, https:// or file:// URL." \
+			"JEMALLOC_SOURCE_URL '$(download::redact_url "${url}")' is not an http://, https:// or file:// URL without spaces." \
 			"Point it at the jemalloc source tarball, for example:" \
 			"  heroku config:set JEMALLOC_SOURCE_URL=https://mirror.example.com/jemalloc-5.3.0.tar.bz2" \
 			"or remove it to download from GitHub: heroku config:unset JEMALLOC_SOURCE_URL"
 	fi
-	echo "${url}"
+	printf '%s\n' "${url}"
 }
 
 # Usage: config::download_timeout ENV_DIR
@@ -66,7 +75,7 @@ config::download_timeout() {
 	# Nine digits at most keeps the number far from bash's integer limits.
 	if [[ ! "${timeout}" =~ ^0*[1-9][0-9]{0,8}$ ]]; then
 		output::error \
-			"JEMALLOC_DOWNLOAD_TIMEOUT '${timeout}' is not a positive whole number of seconds." \
+			"JEMALLOC_DOWNLOAD_TIMEOUT '$(output::printable "${timeout}")' is not a positive whole number of seconds." \
 			"Set the seconds allowed per download attempt, for example: heroku config:set JEMALLOC_DOWNLOAD_TIMEOUT=120" \
 			"or remove it to use the default of 60: heroku config:unset JEMALLOC_DOWNLOAD_TIMEOUT"
 	fi
@@ -83,7 +92,7 @@ config::profiling() {
 		false | 0 | no | off | "") echo false ;;
 		*)
 			output::error \
-				"JEMALLOC_PROFILING '${profiling}' is neither on nor off." \
+				"JEMALLOC_PROFILING '$(output::printable "${profiling}")' is neither on nor off." \
 				"Use true/1/yes/on to build with heap profiling, false/0/no/off to build without:" \
 				"  heroku config:set JEMALLOC_PROFILING=true"
 			;;
@@ -101,7 +110,7 @@ config::tuning() {
 		none) echo none ;;
 		*)
 			output::error \
-				"JEMALLOC_TUNING '${tuning}' is neither memory nor none." \
+				"JEMALLOC_TUNING '$(output::printable "${tuning}")' is neither memory nor none." \
 				"Use memory (the default) for the buildpack's memory-oriented defaults, none for jemalloc's own:" \
 				"  heroku config:set JEMALLOC_TUNING=none"
 			;;

@@ -4,10 +4,92 @@
 DOWNLOAD_MAX_ATTEMPTS=3
 
 # Usage: download::redact_url URL
-# Prints the URL with any user:password@ hidden, so credentials in a mirror URL stay out of logs.
+# Prints the URL as logs and reports may show it: credentials before the host and the values
+# of the query string hidden, so that a mirror's password or a signed URL's signature (e.g.
+# X-Amz-Signature, token=) stays out of them. Nothing up to the last '@' before the query is
+# shown, as a password may hold '@', '/' or ':' unencoded; a URL with an '@' in its query
+# or fragment is shown as its scheme alone. Cut to 200 characters, control characters escaped.
 download::redact_url() {
-	local url="$1"
-	echo "${url}" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@#\1***@#'
+	local url="$1" scheme="" rest head tail query="" param shown
+	if [[ "${url}" =~ ^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$ ]]; then
+		scheme="${BASH_REMATCH[1]}"
+		rest="${BASH_REMATCH[2]}"
+	else
+		rest="${url}"
+	fi
+	head="${rest%%[?#]*}"
+	tail="${rest:${#head}}"
+	if [[ "${tail}" == *@* ]]; then
+		output::printable "${scheme}***" 200
+		return 0
+	fi
+	if [[ "${head}" == *@* ]]; then
+		head="***@${head##*@}"
+	fi
+	if [[ "${tail}" == \?* ]]; then
+		rest="${tail%%#*}"
+		tail="${tail:${#rest}}"
+		rest="${rest#\?}"
+		while [[ -n "${rest}" ]]; do
+			param="${rest%%&*}"
+			rest="${rest:${#param}}"
+			rest="${rest#&}"
+			if [[ "${param}" =~ ^[A-Za-z0-9_.-]+= ]]; then
+				query+="${query:+&}${param%%=*}=***"
+			elif [[ -n "${param}" ]]; then
+				query+="${query:+&}***"
+			fi
+		done
+		query="?${query}"
+	fi
+	shown="${scheme}${head}${query}"
+	if [[ -n "${tail}" ]]; then
+		shown+="#***"
+	fi
+	output::printable "${shown}" 200
+}
+
+# Usage: download::hide_url_secrets URL
+# Registers the secrets a URL may carry (its user:password, its password alone and decoded,
+# its query values and fragment) with output::hide, so that no line of output shows them even
+# where a tool quotes part of the URL. Short values that cannot be secrets (a query value such
+# as "host" or "3600") are left alone, or they would be masked everywhere in the log.
+download::hide_url_secrets() {
+	local url="$1" rest head tail userinfo password param value
+	rest="${url#*://}"
+	head="${rest%%[?#]*}"
+	tail="${rest:${#head}}"
+	if [[ "${tail}" == *@* ]]; then
+		output::hide "${rest%@*}"
+	fi
+	if [[ "${head}" == *@* ]]; then
+		userinfo="${head%@*}"
+		password="${userinfo#*:}"
+		if [[ "${password}" == "${userinfo}" ]]; then
+			password=""
+		fi
+		output::hide "${userinfo}"
+		if ((${#password} >= 3)); then
+			output::hide "${password}" "$(download::percent_decode "${password}")"
+		fi
+	fi
+	tail="${tail#[?#]}"
+	while [[ -n "${tail}" ]]; do
+		param="${tail%%[&#]*}"
+		tail="${tail:${#param}}"
+		tail="${tail#[&#]}"
+		value="${param#*=}"
+		if ((${#value} >= 8)); then
+			output::hide "${value}" "$(download::percent_decode "${value}")"
+		fi
+	done
+}
+
+# Usage: download::percent_decode TEXT
+# Prints TEXT with %XX escapes decoded (as curl sends a URL's password).
+download::percent_decode() {
+	local text="${1//\\/\\\\}"
+	printf '%b\n' "${text//%/\\x}"
 }
 
 # Usage: download::is_retriable CURL_EXIT_STATUS HTTP_STATUS
@@ -28,15 +110,30 @@ download::is_retriable() {
 	esac
 }
 
-# Usage: download::failure_reason CURL_EXIT_STATUS HTTP_STATUS CURL_STDERR_FILE
-# Prints a one-line reason for a failed attempt.
+# Usage: download::failure_reason CURL_EXIT_STATUS HTTP_STATUS CURL_STDERR_FILE [URL]
+# Prints a one-line reason for a failed attempt. curl's message is withheld when it quotes a
+# piece of the URL's user:password (curl reads a malformed one as a host name, and says so).
 download::failure_reason() {
-	local curl_status="$1" http_status="$2" stderr_file="$3" message
+	local curl_status="$1" http_status="$2" stderr_file="$3" url="${4:-}" message userinfo piece
 	if [[ "${curl_status}" == 22 && "${http_status}" != 000 ]]; then
 		echo "HTTP ${http_status}"
 		return 0
 	fi
-	message="$(tail -n 1 "${stderr_file}" | sed -E 's/^curl: \([0-9]+\) //')"
+	message="$(tail -n 1 "${stderr_file}" 2>/dev/null | sed -E 's/^curl: \([0-9]+\) //')" || message=""
+	userinfo="${url#*://}"
+	userinfo="${userinfo%%[?#]*}"
+	if [[ "${userinfo}" == *@* ]]; then
+		userinfo="${userinfo%@*}"
+		while [[ -n "${userinfo}" ]]; do
+			piece="${userinfo%%[@:/]*}"
+			userinfo="${userinfo:${#piece}}"
+			userinfo="${userinfo#[@:/]}"
+			if ((${#piece} >= 2)) && [[ "${message}" == *"${piece}"* ]]; then
+				message="curl exit status ${curl_status}; its message is withheld as it quotes part of the URL's credentials"
+				break
+			fi
+		done
+	fi
 	echo "${message:-curl exit status ${curl_status}}"
 }
 
@@ -61,7 +158,7 @@ download::fetch() {
 			return 0
 		fi
 
-		reason="$(download::failure_reason "${curl_status}" "${http_status}" "${stderr_file}")"
+		reason="$(download::failure_reason "${curl_status}" "${http_status}" "${stderr_file}" "${url}")"
 		if ((attempt == DOWNLOAD_MAX_ATTEMPTS)) || ! download::is_retriable "${curl_status}" "${http_status}"; then
 			output::detail "Attempt ${attempt} of ${DOWNLOAD_MAX_ATTEMPTS} failed: ${reason}"
 			break
@@ -71,6 +168,14 @@ download::fetch() {
 		sleep "${backoff_seconds}"
 	done
 
+	# Checked before the partial download is removed: a full disk, not a wrong version or URL.
+	failure::check_space
+	if ((curl_status == 23)); then
+		rm -f "${output_file}"
+		output::error \
+			"Could not save the jemalloc source to ${output_file%/*}: ${reason}." \
+			"Check that TMPDIR (${TMPDIR:-/tmp}) is a writable directory with free space, and build again."
+	fi
 	rm -f "${output_file}"
 	local attempts="${attempt} attempts"
 	if ((attempt == 1)); then

@@ -2,6 +2,9 @@
 # Putting the built tree and the buildpack's runtime files into the app's slug.
 
 INSTALL_RUNTIME_PREFIX="/app/vendor/jemalloc"
+# Directories of BUILD_DIR that this build created (vendor, .profile.d): install::remove takes
+# them out again when they are empty, so a failed build leaves the app's tree as it found it.
+INSTALL_CREATED_DIRS=()
 
 # Usage: install::vendor_tree TREE BUILDPACK_DIR BUILD_DIR
 # Replaces BUILD_DIR/vendor/jemalloc with TREE plus the buildpack's runtime/bin/ scripts, and
@@ -18,22 +21,39 @@ install::vendor_tree() {
 			"Use a released version of the buildpack: heroku buildpacks"
 	fi
 
-	rm -rf "${staging}"
-	mkdir -p "${build_dir}/vendor"
-	cp -R --preserve=mode,timestamps "${tree}" "${staging}"
-	mkdir -p "${staging}/bin"
+	install::remove_leftovers "${build_dir}"
+	install::create_dir "${build_dir}/vendor"
+	install::run cp -R --preserve=mode,timestamps "${tree}" "${staging}"
+	install::run mkdir -p "${staging}/bin"
 	if [[ -d "${buildpack_dir}/runtime/bin" ]]; then
-		cp -R --preserve=mode,timestamps "${buildpack_dir}/runtime/bin/." "${staging}/bin/"
+		install::run cp -R --preserve=mode,timestamps "${buildpack_dir}/runtime/bin/." "${staging}/bin/"
 	fi
 	if [[ ! -f "${staging}/lib/libjemalloc.so" ]]; then
 		output::error "The installed tree has no lib/libjemalloc.so; the cached build may be damaged." \
 			"Clear the build cache and build again: heroku builds:cache:purge"
 	fi
 
-	rm -rf "${target}"
-	mv "${staging}" "${target}"
-	mkdir -p "${build_dir}/.profile.d"
-	cp "${buildpack_dir}/profile.d/jemalloc.sh" "${build_dir}/.profile.d/jemalloc.sh"
+	install::run rm -rf "${target}"
+	install::run mv "${staging}" "${target}"
+	install::create_dir "${build_dir}/.profile.d"
+	install::run cp "${buildpack_dir}/profile.d/jemalloc.sh" "${build_dir}/.profile.d/jemalloc.sh"
+}
+
+# Usage: install::run COMMAND [ARGS ...]
+# Runs one step of the install; if it fails, fails the build saying why in one line (no space
+# left on the build directory, or the tool's own reason) instead of the tool's raw messages.
+install::run() {
+	local errors
+	if errors="$("$@" 2>&1)"; then
+		return 0
+	fi
+	failure::check_space
+	# The tool's reason without its file names: "cp: error writing 'x': Input/output error".
+	errors="${errors##*$'\n'}"
+	errors="${errors##*: }"
+	output::error \
+		"Installing jemalloc into vendor/jemalloc failed: ${errors:-$1 failed}." \
+		"Check that the app's build directory is writable and has free space, then build again."
 }
 
 # Usage: install::write_build_info BUILD_DIR KEY VALUE [KEY VALUE ...]
@@ -58,11 +78,37 @@ install::library_path() {
 	echo "${INSTALL_RUNTIME_PREFIX}/lib/${real##*/}"
 }
 
+# Usage: install::create_dir DIR
+# mkdir -p DIR, remembering it in INSTALL_CREATED_DIRS if it was not there.
+install::create_dir() {
+	if [[ ! -d "$1" ]]; then
+		install::run mkdir -p "$1"
+		INSTALL_CREATED_DIRS+=("$1")
+	fi
+}
+
+# Usage: install::remove_leftovers BUILD_DIR
+# Removes staging copies that a build killed while installing left in vendor/ (a kill -9 runs
+# no cleanup): they would otherwise stay in every later slug built in this directory.
+install::remove_leftovers() {
+	local build_dir="$1" leftover
+	for leftover in "${build_dir}"/vendor/.jemalloc-install-*; do
+		if [[ -e "${leftover}" || -L "${leftover}" ]]; then
+			rm -rf "${leftover}"
+		fi
+	done
+}
+
 # Usage: install::remove BUILD_DIR
 # Takes out everything this buildpack installs: a failed build must leave nothing behind that
-# a later buildpack or the runtime could mistake for a working install.
+# a later buildpack or the runtime could mistake for a working install, nor a staging copy,
+# nor an empty vendor/ or .profile.d/ that it created.
 install::remove() {
-	local build_dir="$1"
-	rm -rf "${build_dir}/vendor/jemalloc" "${build_dir}/vendor/.jemalloc-install-$$"
+	local build_dir="$1" dir
+	rm -rf "${build_dir}/vendor/jemalloc"
+	install::remove_leftovers "${build_dir}"
 	rm -f "${build_dir}/.profile.d/jemalloc.sh"
+	for dir in "${INSTALL_CREATED_DIRS[@]}"; do
+		rmdir "${dir}" 2>/dev/null || :
+	done
 }

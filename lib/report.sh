@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The build report: bin/compile records facts about a successful build in the cache dir
-# (not the slug), and bin/report prints them as YAML for Heroku's build metrics.
+# The build report: bin/compile records facts about the last build, successful or not, in the
+# cache dir (not the slug), and bin/report prints them as YAML for Heroku's build metrics. A
+# build that cannot write its cache cannot keep a report either: writing one never fails a build.
 
 # Usage: report::file CACHE_DIR
 report::file() {
@@ -10,21 +11,26 @@ report::file() {
 # Usage: report::clear CACHE_DIR
 # Forgets the previous build's report, so a failed build is not described by an older one.
 report::clear() {
-	rm -f "$(report::file "$1")"
+	rm -f "$(report::file "$1")" 2>/dev/null || :
 }
 
 # Usage: report::write CACHE_DIR KEY VALUE [KEY VALUE ...]
-# Stores the pairs as KEY<TAB>VALUE lines, replacing the file in one rename.
+# Stores the pairs as KEY<TAB>VALUE lines, replacing the file in one rename (under a name of its
+# own, as builds sharing the cache may write at once). Best effort: a failure is ignored.
 report::write() {
-	local report_file
+	local report_file tmp
 	report_file="$(report::file "$1")"
 	shift
-	mkdir -p "${report_file%/*}"
-	while (($# >= 2)); do
+	if ! tmp="$(mktemp "${report_file}.XXXXXXXX" 2>/dev/null)"; then
+		return 0
+	fi
+	chmod 0644 "${tmp}" 2>/dev/null || :
+	if ! while (($# >= 2)); do
 		printf '%s\t%s\n' "$1" "${2//[[:cntrl:]]/ }"
 		shift 2
-	done >"${report_file}.tmp"
-	mv "${report_file}.tmp" "${report_file}"
+	done >"${tmp}" 2>/dev/null || ! mv -f "${tmp}" "${report_file}" 2>/dev/null; then
+		rm -f "${tmp}" 2>/dev/null || :
+	fi
 }
 
 # Usage: report::yaml_value VALUE

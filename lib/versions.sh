@@ -49,9 +49,9 @@ versions::select() {
 		return 0
 	fi
 
-	if [[ ! "${requested}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+	if [[ ! "${requested}" =~ ^[0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}$ ]]; then
 		output::error \
-			"JEMALLOC_VERSION '${requested}' is not a version number." \
+			"JEMALLOC_VERSION '$(output::printable "${requested}")' is not a version number." \
 			"Available versions: $(versions::all_joined)" \
 			"Set one of them, for example: heroku config:set JEMALLOC_VERSION=$(versions::newest)" \
 			"or unset it to get the newest: heroku config:unset JEMALLOC_VERSION"

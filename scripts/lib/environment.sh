@@ -29,7 +29,9 @@ environment::require_root() {
 # Usage: environment::install_system_packages
 environment::install_system_packages() {
   local wanted=() command package
-  for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck; do
+  # curl, gcc and make: tests/test_faults_host.py runs bin/compile on this machine.
+  for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck \
+    curl:curl gcc:gcc make:make; do
     package="${command#*:}"
     command -v "${command%%:*}" >/dev/null || wanted+=("$package")
   done

@@ -91,17 +91,26 @@ class App:
         return name
 
     def compile(self, config: dict[str, str] | None = None, timeout: float = COMPILE_TIMEOUT,
-                next_buildpack: str | None = None) -> Build:
+                next_buildpack: str | None = None, *, build_dir: Path | None = None,
+                cache_path: str = CACHE_MOUNT, docker_args: list[str] | None = None,
+                compile_container: str | None = None) -> Build:
         """Run bin/detect, bin/compile and bin/release of this repository on the app.
 
         NEXT_BUILDPACK, a shell command, then runs in the same container the way Heroku runs the
         app's next buildpack: after sourcing this buildpack's `export` file, if it wrote one. Its
         output is in Build.next_buildpack_output.
+
+        For fault tests: BUILD_DIR (a directory of this app's workspace, say an earlier build's)
+        is compiled in place of a fresh copy of the app; CACHE_PATH is the CACHE_DIR given to
+        bin/compile (a path under a mount of DOCKER_ARGS); DOCKER_ARGS are added to bin/compile's
+        `docker run` (mounts, --env, --tmpfs); COMPILE_CONTAINER names its container, so that a
+        test can signal it.
         """
-        build_name = f"build_{secrets.token_hex(6)}"
-        build_dir = self.workspace / build_name
-        shutil.copytree(APPS / self.source, build_dir, symlinks=True)
-        env_dir = self.workspace / f"env_{build_name}"
+        if build_dir is None:
+            build_dir = self.workspace / f"build_{secrets.token_hex(6)}"
+            shutil.copytree(APPS / self.source, build_dir, symlinks=True)
+        build_name = build_dir.name
+        env_dir = self.workspace / f"env_{secrets.token_hex(6)}"
         env_dir.mkdir()
         for name, value in (config or {}).items():
             (env_dir / name).write_text(value)
@@ -115,15 +124,18 @@ class App:
             "--volume", f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
         ]
 
-        def run(script: str, *args: str, run_timeout: float = 60, then: str | None = None):
-            name = self._container_name("compile")
+        def run(script: str, *args: str, run_timeout: float = 60, then: str | None = None,
+                extra: list[str] | None = None, name: str | None = None):
+            if name:
+                self._containers.append(name)
+            name = name or self._container_name("compile")
             command = [f"{BUILDPACK_MOUNT}/bin/{script}", *args]
             if then:
                 command = ["bash", "-c", f'"$@" || exit\n{then}', "buildpack", *command]
             try:
                 return docker(
                     "run", "--rm", "--name", name, "--label", LABEL, "--network", "host",
-                    *mounts, image, *command,
+                    *mounts, *(extra or []), image, *command,
                     check=False, timeout=run_timeout,
                 )
             finally:
@@ -131,7 +143,8 @@ class App:
 
         detect = run("detect", build_path)
         if next_buildpack is None:
-            compiled = run("compile", build_path, CACHE_MOUNT, ENV_MOUNT, run_timeout=timeout)
+            compiled = run("compile", build_path, cache_path, ENV_MOUNT, run_timeout=timeout,
+                           extra=docker_args, name=compile_container)
         else:
             scratch = self.workspace / f"next_{build_name}"
             scratch.mkdir()

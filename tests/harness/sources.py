@@ -11,6 +11,8 @@ picks the behaviour, so that tests running at once never switch each other's fau
     /wrong-body/NAME  the right length of the wrong bytes
     /slow/NAME        headers and a few bytes, then nothing for SLOW_STALL_SECONDS
 
+A query string is ignored, as a signed URL's server would check and drop it.
+
 The compile containers share the host's network namespace, so 127.0.0.1 is this server. The
 fixtures are also mounted into the compile containers for file:// URLs (see file_url).
 """
@@ -74,7 +76,8 @@ class SourceServer:
 
             def do_GET(self) -> None:
                 server.requests.append(self.path)
-                _, fault, name = (self.path.split("/", 2) + ["", ""])[:3]
+                # A query string (a signed URL's signature, a token) names no other file.
+                _, fault, name = (self.path.split("?", 1)[0].split("/", 2) + ["", ""])[:3]
                 path = server.fixtures / name
                 if name in server.extra_files:
                     body = server.extra_files[name]
