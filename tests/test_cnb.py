@@ -104,21 +104,26 @@ def test_a_rebuild_with_the_same_settings_reuses_the_cached_layer(cnb_app, cnb_b
     assert layer_digest(rebuild.image / tree) == layer_digest(cnb_build.image / tree)
 
 
-def test_a_damaged_cached_layer_is_rebuilt(cnb_app, cnb_build, source_config):
+def test_a_damaged_cached_layer_is_not_used(cnb_app, cnb_build, source_config, source_server):
     library = cnb_app.cache / "jemalloc" / "tree" / "lib" / "libjemalloc.so.2"
     with library.open("ab") as damage:
         damage.write(b"\0")
-    rebuild = cnb_app.build(source_config())
-    assert rebuild.succeeded, rebuild.output
-    assert_heroku_output(rebuild)
-    assert (f"       Cached build {short_key(cnb_build)} is damaged "
-            "(lib/libjemalloc.so.2 has the wrong checksum); rebuilding") in rebuild.stdout
-    assert "-----> Downloading jemalloc 5.3.0 source" in rebuild.stdout
-    built = "layers/" + BUILDPACK_LAYERS + "/jemalloc/tree/lib/libjemalloc.so.2"
-    assert (rebuild.image / built).stat().st_size == (cnb_build.image / built).stat().st_size
-    # The layer the rebuild cached verifies: the next build uses it.
-    again = cnb_app.build(source_config())
-    assert f"-----> Using cached build {short_key(cnb_build)}" in again.stdout, again.output
+    # The source URL is not part of the cache key: with the layer intact this build would use it.
+    # Damaged, it is rebuilt, from a source that is not there: the build fails without compiling
+    # (test_a_changed_version_rebuilds_and_runs_that_version shows a rebuild that compiles).
+    image_before = cnb_app.image
+    config = source_config(fault="404")
+    requests = source_server.requests_for(config["JEMALLOC_SOURCE_URL"])
+    rebuild = cnb_app.build(config)
+    assert rebuild.returncode == 1, rebuild.output
+    assert rebuild.stdout.splitlines()[:3] == [
+        "-----> jemalloc 5.3.0 (checksum pinned, tuned for memory)",
+        f"       Cached build {short_key(cnb_build)} is damaged (lib/libjemalloc.so.2 has the wrong checksum); rebuilding",
+        "-----> Downloading jemalloc 5.3.0 source",
+    ]
+    assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == requests + 1
+    assert "HTTP 404" in rebuild.output
+    assert list(rebuild.layers_dir.iterdir()) == [] and cnb_app.image == image_before
 
 
 def test_a_changed_version_rebuilds_and_runs_that_version(cnb_app, cnb_build, source_config):
