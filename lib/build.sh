@@ -156,6 +156,23 @@ build::configure_flags() {
 	fi
 }
 
+# Usage: build::page_size_flag VERSION ARCH
+# Prints --with-lg-page=16 for an aarch64 (arm64) build of a release before 5.3.1, nothing
+# otherwise. Those releases take the page size from the machine that builds them, and a library
+# built for 4 KiB pages refuses to run ("Unsupported system page size") on the 64 KiB-page
+# kernels some arm64 systems use; built for 64 KiB pages it runs on both. 5.3.1 chooses 16 for
+# aarch64 Linux itself. ARCH is as uname -m prints it; the cache key names it too.
+build::page_size_flag() {
+	local version="$1" arch="$2" lowest
+	if [[ "${arch}" != aarch64 && "${arch}" != arm64 ]]; then
+		return 0
+	fi
+	lowest="$(printf '%s\n' "${version}" 5.3.1 | sort -V | head -n 1)"
+	if [[ "${lowest}" != 5.3.1 ]]; then
+		echo "--with-lg-page=16"
+	fi
+}
+
 # Usage: build::from_source TARBALL VERSION PROFILING DEFAULT_MALLOC_CONF WORK_DIR OUTPUT_DIR
 # Builds the verified TARBALL inside WORK_DIR (a scratch directory, never BUILD_DIR) and moves
 # the minimal runtime tree to OUTPUT_DIR. The compile log is WORK_DIR/build.log and the exact
@@ -163,7 +180,7 @@ build::configure_flags() {
 build::from_source() {
 	local tarball="$1" version="$2" profiling="$3" default_malloc_conf="$4" work_dir="$5" output_dir="$6"
 	local source_dir="${work_dir}/source" staging_dir="${work_dir}/staging"
-	local log_file="${work_dir}/build.log" top_dir_name configure_flags=()
+	local log_file="${work_dir}/build.log" top_dir_name page_size_flag configure_flags=()
 	mkdir -p "${work_dir}"
 	: >"${log_file}"
 
@@ -173,6 +190,10 @@ build::from_source() {
 	mapfile -t configure_flags < <(build::configure_flags "${source_dir}" "${profiling}" "${default_malloc_conf}" "${log_file}")
 	if ((${#configure_flags[@]} == 0)); then
 		build::fail "${log_file}" "Could not run jemalloc's configure script."
+	fi
+	page_size_flag="$(build::page_size_flag "${version}" "$(uname -m)")"
+	if [[ -n "${page_size_flag}" ]]; then
+		configure_flags+=("${page_size_flag}")
 	fi
 	echo "${configure_flags[*]}" >"${work_dir}/configure-flags"
 

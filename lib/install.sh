@@ -61,7 +61,16 @@ install::run() {
 # jemalloc-check to show in the dyno. It is written after install::vendor_tree, beside the tree
 # copied from the cache, so that cache entries stay the same. Values are kept on one line.
 install::write_build_info() {
-	local info="$1/vendor/jemalloc/build-info"
+	local build_dir="$1"
+	shift
+	install::write_info_file "${build_dir}/vendor/jemalloc/build-info" "$@"
+}
+
+# Usage: install::write_info_file FILE KEY VALUE [KEY VALUE ...]
+# Writes the KEY=VALUE lines of a build-info file (see install::write_build_info), replacing
+# FILE in one rename. The Cloud Native Buildpack writes its layer's build-info with it.
+install::write_info_file() {
+	local info="$1"
 	shift
 	while (($# >= 2)); do
 		printf '%s=%s\n' "$1" "${2//[[:cntrl:]]/ }"

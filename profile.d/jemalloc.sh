@@ -25,8 +25,12 @@
 #                           Unset or empty: every process type.
 
 # Give every helper a value first, so that a stray variable of the same name
-# inherited from the environment cannot steer the logic below.
-__jemalloc_bp_dir=/app/vendor/jemalloc
+# inherited from the environment cannot steer the logic below. The one
+# exception is __jemalloc_bp_cnb_dir, which the Cloud Native Buildpack's exec.d
+# program (runtime/exec.d/jemalloc) sets before it sources this file, to apply
+# the same rules in a CNB container: the build's tree in its layer, in place of
+# /app/vendor/jemalloc. A dyno has no such variable.
+__jemalloc_bp_dir=${__jemalloc_bp_cnb_dir:-/app/vendor/jemalloc}
 __jemalloc_bp_lib=$__jemalloc_bp_dir/lib/libjemalloc.so
 __jemalloc_bp_on=
 __jemalloc_bp_val=
@@ -74,10 +78,16 @@ esac
 # commas and spaces) and look for this dyno's process type. A list made
 # only of separators counts as empty, i.e. as "every process type".
 if [ -n "$__jemalloc_bp_on" ] && [ -n "${JEMALLOC_PROCESS_TYPES:-}" ]; then
-  # "web.1" -> "web", "run.1234" -> "run". Without DYNO the type is empty,
-  # which matches no token: a restricted preload stays off.
+  # "web.1" -> "web", "run.1234" -> "run"; on Heroku Fir DYNO is
+  # "web-12a34b56d-e78f9" (the type, then two generated parts) -> "web".
+  # Without DYNO the type is empty, which matches no token: a restricted
+  # preload stays off.
   __jemalloc_bp_type=${DYNO:-}
-  __jemalloc_bp_type=${__jemalloc_bp_type%%.*}
+  case $__jemalloc_bp_type in
+    *.*) __jemalloc_bp_type=${__jemalloc_bp_type%%.*} ;;
+    ?*-?*-?*) __jemalloc_bp_type=${__jemalloc_bp_type%-*}
+              __jemalloc_bp_type=${__jemalloc_bp_type%-*} ;;
+  esac
   __jemalloc_bp_rest=$JEMALLOC_PROCESS_TYPES
   while [ -n "$__jemalloc_bp_rest" ]; do
     # Drop leading separators, then cut the next token off the front.
@@ -133,4 +143,5 @@ fi
 
 unset __jemalloc_bp_dir __jemalloc_bp_lib __jemalloc_bp_on __jemalloc_bp_val \
   __jemalloc_bp_type __jemalloc_bp_rest __jemalloc_bp_item \
-  __jemalloc_bp_listed __jemalloc_bp_match __jemalloc_bp_new
+  __jemalloc_bp_listed __jemalloc_bp_match __jemalloc_bp_new \
+  __jemalloc_bp_cnb_dir

@@ -1,7 +1,7 @@
 """Fixtures every test uses: the stack under test, the source server, and apps to compile and boot.
 
 Tests that take a `stack_images` (or `app`, `built_app`...) fixture run once per selected
-stack: the required four by default, `--stack heroku-24,heroku-26` or `--stack all` (or the
+stack: the required five by default, `--stack heroku-24,heroku-26` or `--stack all` (or the
 STACKS environment variable) to choose.
 """
 

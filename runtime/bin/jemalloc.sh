@@ -40,6 +40,10 @@ case "$_jm_self" in
   *) _jm_bindir=. ;;
 esac
 _jm_libdir=$(CDPATH='' cd -P -- "$_jm_bindir/../lib" 2>/dev/null && pwd -P) || _jm_libdir=$_jm_bindir/../lib
+# In the Cloud Native Buildpack's layer the build is beside bin/, in tree/.
+if [ ! -e "$_jm_libdir/libjemalloc.so" ] && [ -d "$_jm_bindir/../exec.d" ]; then
+  _jm_libdir=$(CDPATH='' cd -P -- "$_jm_bindir/../tree/lib" 2>/dev/null && pwd -P) || _jm_libdir=$_jm_bindir/../tree/lib
+fi
 _jm_lib=$_jm_libdir/libjemalloc.so
 
 # A missing library is a broken build: refuse to run the command without the

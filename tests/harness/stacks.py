@@ -45,7 +45,7 @@ STACKS: dict[str, Stack] = {
         Stack("heroku-20", "focal", "20.04", "2.31", False, "root", 0, False, True, True, True),
         Stack("heroku-22", "jammy", "22.04", "2.35", True, "root", 0, True, True, True, True),
         Stack("heroku-24", "noble", "24.04", "2.39", True, "heroku", 1000, True, False, False, True),
-        Stack("heroku-26", "resolute", "26.04", None, True, "heroku", 1000, True, False, False, False),
+        Stack("heroku-26", "resolute", "26.04", None, True, "heroku", 1000, True, False, False, True),
     )
 }
 

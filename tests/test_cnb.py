@@ -1,0 +1,315 @@
+"""Heroku Fir: the buildpack as a Cloud Native Buildpack, built and launched through the
+stand-in CNB platform of harness/cnb.py, in the heroku-24 and heroku-26 images (Fir's stacks),
+as their non-root user, with /workspace and /layers as on Fir.
+
+What a process runs on is read from the kernel (/proc/PID/maps) and from jemalloc itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+
+import pytest
+
+from conftest import FIXTURE_TARBALLS
+from harness.cnb import BUILDPACK_LAYERS, CnbApp, layer_digest
+
+FIR_STACKS = ("heroku-24", "heroku-26")
+LAYER = f"/layers/{BUILDPACK_LAYERS}/jemalloc"
+LIBRARY = f"{LAYER}/tree/lib/libjemalloc.so"
+LIBRARY_FILE = f"{LAYER}/tree/lib/libjemalloc.so.2"
+ENABLED = {"JEMALLOC_ENABLED": "true"}
+# A library every stack's run image has, to stand for one the app preloads itself.
+APP_LIBRARY = "/lib/x86_64-linux-gnu/libz.so.1"
+MISSING_WARNING = f" !     jemalloc: {LIBRARY} is missing, so jemalloc is not preloaded"
+
+
+@pytest.fixture(scope="module")
+def cnb_app(stack_images):
+    if stack_images.stack.name not in FIR_STACKS:
+        pytest.skip(f"Heroku Fir runs {' and '.join(FIR_STACKS)} only")
+    app = CnbApp(stack_images)
+    yield app
+    app.cleanup()
+
+
+@pytest.fixture(scope="module")
+def cnb_build(cnb_app, source_config):
+    build = cnb_app.build(source_config())
+    assert build.succeeded, build.output
+    return build
+
+
+def reported_version(stdout: str) -> str:
+    match = re.search(r"^jemalloc version \(stats_print\): (.*)$", stdout, re.MULTILINE)
+    assert match, f"the probe printed no version line:\n{stdout}"
+    return match[1]
+
+
+def short_key(build) -> str:
+    return build.layers["jemalloc"].metadata["cache_key"][:12]
+
+
+def assert_heroku_output(build) -> None:
+    lines = build.stdout.splitlines()
+    assert lines and all(line.startswith(("-----> ", "       ")) for line in lines), build.stdout
+    assert build.stderr == ""
+
+
+# --- build --------------------------------------------------------------------------------
+
+def test_detect_passes_without_a_plan_and_the_build_makes_a_launch_and_cache_layer(cnb_build, stack):
+    assert cnb_build.detect.returncode == 0 and cnb_build.detect.output == ""
+    layer = cnb_build.layers["jemalloc"]
+    assert layer.types == {"launch": True, "build": False, "cache": True}
+    assert re.fullmatch(r"[0-9a-f]{64}", layer.metadata["cache_key"])
+    assert layer.metadata["version"] == "5.3.0"
+    assert set(cnb_build.layers) == {"jemalloc"}
+    files = cnb_build.image / "layers" / BUILDPACK_LAYERS / "jemalloc"
+    assert (files / "tree/lib/libjemalloc.so").resolve() == (files / "tree/lib/libjemalloc.so.2").resolve()
+    assert (files / "manifest").is_file()
+    assert (files / "exec.d/jemalloc").stat().st_mode & 0o111
+    for script in ("jemalloc-check", "jemalloc.sh", "jeprof"):
+        assert (files / "bin" / script).stat().st_mode & 0o111, script
+    # The library stays out of <layer>/lib, which the launcher puts on LD_LIBRARY_PATH.
+    assert not (files / "lib").exists()
+    # Built by the build image's user, not root.
+    assert (cnb_build.layers_dir / "jemalloc/tree/lib/libjemalloc.so.2").stat().st_uid == stack.default_uid
+
+
+def test_build_output_follows_the_classic_build(cnb_build):
+    assert_heroku_output(cnb_build)
+    assert cnb_build.stdout.splitlines()[0] == "-----> jemalloc 5.3.0 (checksum pinned, tuned for memory)"
+    assert f"-----> Building jemalloc 5.3.0 (cache key {short_key(cnb_build)})" in cnb_build.stdout
+    assert cnb_build.stdout.splitlines()[-1] == (
+        "-----> Installed to the jemalloc layer; preload it with: heroku config:set JEMALLOC_ENABLED=true")
+
+
+def test_a_rebuild_with_the_same_settings_reuses_the_cached_layer(cnb_app, cnb_build, source_config, source_server):
+    config = source_config()
+    downloads = source_server.requests_for(config["JEMALLOC_SOURCE_URL"])
+    rebuild = cnb_app.build(config)
+    assert rebuild.succeeded, rebuild.output
+    assert_heroku_output(rebuild)
+    assert rebuild.stdout.splitlines() == [
+        "-----> jemalloc 5.3.0 (checksum pinned, tuned for memory)",
+        f"-----> Using cached build {short_key(cnb_build)}",
+        "-----> Installed to the jemalloc layer; preload it with: heroku config:set JEMALLOC_ENABLED=true",
+    ]
+    assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == downloads
+    assert rebuild.layers["jemalloc"].metadata["cache_key"] == cnb_build.layers["jemalloc"].metadata["cache_key"]
+    tree = "layers/" + BUILDPACK_LAYERS + "/jemalloc/tree"
+    assert layer_digest(rebuild.image / tree) == layer_digest(cnb_build.image / tree)
+
+
+def test_a_damaged_cached_layer_is_not_used(cnb_app, cnb_build, source_config, source_server):
+    library = cnb_app.cache / "jemalloc" / "tree" / "lib" / "libjemalloc.so.2"
+    with library.open("ab") as damage:
+        damage.write(b"\0")
+    # The source URL is not part of the cache key: with the layer intact this build would use it.
+    # Damaged, it is rebuilt, from a source that is not there: the build fails without compiling
+    # (test_a_changed_version_rebuilds_and_runs_that_version shows a rebuild that compiles).
+    image_before = cnb_app.image
+    config = source_config(fault="404")
+    requests = source_server.requests_for(config["JEMALLOC_SOURCE_URL"])
+    rebuild = cnb_app.build(config)
+    assert rebuild.returncode == 1, rebuild.output
+    assert rebuild.stdout.splitlines()[:3] == [
+        "-----> jemalloc 5.3.0 (checksum pinned, tuned for memory)",
+        f"       Cached build {short_key(cnb_build)} is damaged (lib/libjemalloc.so.2 has the wrong checksum); rebuilding",
+        "-----> Downloading jemalloc 5.3.0 source",
+    ]
+    assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == requests + 1
+    assert "HTTP 404" in rebuild.output
+    assert list(rebuild.layers_dir.iterdir()) == [] and cnb_app.image == image_before
+
+
+def test_a_changed_version_rebuilds_and_runs_that_version(cnb_app, cnb_build, source_config):
+    rebuild = cnb_app.build(source_config("5.2.1"))
+    assert rebuild.succeeded, rebuild.output
+    assert_heroku_output(rebuild)
+    assert rebuild.stdout.splitlines()[0] == "-----> jemalloc 5.2.1 (checksum pinned, tuned for memory)"
+    assert "-----> Downloading jemalloc 5.2.1 source" in rebuild.stdout
+    assert "Using cached build" not in rebuild.stdout
+    assert rebuild.layers["jemalloc"].metadata["cache_key"] != cnb_build.layers["jemalloc"].metadata["cache_key"]
+    process = cnb_app.launch(rebuild, "web", ENABLED)
+    stdout = process.wait_for_output("ready")
+    assert reported_version(stdout).startswith("5.2.1-0-g"), stdout
+    assert process.logs()[1] == ""
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"JEMALLOC_VERSION": "banana"}, " !     JEMALLOC_VERSION 'banana' is not a version number."),
+    ({"JEMALLOC_VERSION": "5.3.0", "JEMALLOC_SOURCE_URL": "http://127.0.0.1:9/ok/nothing.tar.bz2",
+      "JEMALLOC_DOWNLOAD_TIMEOUT": "2"}, " !     Could not download the jemalloc source from http://127.0.0.1:9/ok/nothing.tar.bz2"),
+])
+def test_bad_input_fails_the_build_cleanly(cnb_app, cnb_build, config, message):
+    image_before = cnb_app.image
+    failed = cnb_app.build(config)
+    assert failed.returncode == 1, failed.output
+    assert all(line.startswith(("-----> ", "       ")) for line in failed.stdout.splitlines()), failed.stdout
+    assert failed.stderr.splitlines()[0] == message, failed.stderr
+    assert all(line.startswith(" !     ") for line in failed.stderr.splitlines()), failed.stderr
+    # Nothing of the jemalloc layer is left for the export, and nothing was exported.
+    assert sorted(path.name for path in failed.layers_dir.iterdir()) == []
+    assert cnb_app.image == image_before
+
+
+def test_with_a_checksum_mismatch_nothing_is_built(cnb_app, cnb_build, source_server):
+    failed = cnb_app.build({"JEMALLOC_VERSION": "5.3.0",
+                            "JEMALLOC_SOURCE_URL": source_server.url(FIXTURE_TARBALLS["5.3.0"], "wrong-body")})
+    assert failed.returncode == 1
+    assert "Checksum mismatch for the jemalloc source" in failed.stderr
+    assert "Building jemalloc" not in failed.stdout
+    assert list(failed.layers_dir.iterdir()) == []
+
+
+# --- launch -------------------------------------------------------------------------------
+
+@pytest.fixture
+def enabled_web(cnb_app, cnb_build):
+    process = cnb_app.launch(cnb_build, "web", ENABLED)
+    process.wait_for_output("ready")
+    return process
+
+
+def test_enabled_the_process_and_its_child_run_on_jemalloc(enabled_web):
+    main = enabled_web.main_process()
+    children = enabled_web.children(main)
+    assert [child.name for child in children] == ["sleep"]
+    assert enabled_web.mapped_files(main) == {LIBRARY_FILE}
+    assert enabled_web.mapped_files(children[0]) == {LIBRARY_FILE}
+    stdout, stderr = enabled_web.logs()
+    assert reported_version(stdout).startswith("5.3.0-0-g")
+    assert stderr == ""
+    environment = enabled_web.environ(main)
+    assert environment["LD_PRELOAD"] == LIBRARY
+    assert environment["MALLOC_ARENA_MAX"] == "2"
+    # platform.md "Launch Environment": the launcher's own variables are not passed on.
+    assert not {"CNB_LAYERS_DIR", "CNB_APP_DIR", "CNB_PROCESS_TYPE"} & set(environment)
+
+
+def test_disabled_nothing_is_mapped_and_nothing_printed(cnb_app, cnb_build):
+    process = cnb_app.launch(cnb_build, "web")
+    stdout = process.wait_for_output("ready")
+    main = process.main_process()
+    children = process.children(main)
+    assert [child.name for child in children] == ["sleep"]
+    assert process.mapped_files(main) == set()
+    assert process.mapped_files(children[0]) == set()
+    assert reported_version(stdout) == "none"
+    assert process.logs()[1] == ""
+    environment = process.environ(main)
+    assert "LD_PRELOAD" not in environment and "MALLOC_ARENA_MAX" not in environment
+    # The layer's bin/ is on PATH (jemalloc-check, jemalloc.sh), its library on no search path.
+    assert f"{LAYER}/bin" in environment["PATH"].split(":")
+    assert LAYER not in environment.get("LD_LIBRARY_PATH", "")
+
+
+def test_jemalloc_process_types_selects_the_processes(cnb_app, cnb_build):
+    config = {**ENABLED, "JEMALLOC_PROCESS_TYPES": "worker"}
+    web = cnb_app.launch(cnb_build, "web", config)
+    worker = cnb_app.launch(cnb_build, "worker", config)
+    web.wait_for_output("ready")
+    worker.wait_for_output("ready")
+    assert web.mapped_files(web.main_process()) == set()
+    assert worker.mapped_files(worker.main_process()) == {LIBRARY_FILE}
+    assert web.logs()[1] == "" and worker.logs()[1] == ""
+
+
+def test_the_apps_own_preload_and_arena_setting_are_kept(cnb_app, cnb_build):
+    process = cnb_app.launch(cnb_build, "web", {**ENABLED, "LD_PRELOAD": APP_LIBRARY, "MALLOC_ARENA_MAX": "4"})
+    process.wait_for_output("ready")
+    main = process.main_process()
+    environment = process.environ(main)
+    assert environment["LD_PRELOAD"] == f"{LIBRARY}:{APP_LIBRARY}"
+    assert environment["MALLOC_ARENA_MAX"] == "4"
+    assert process.mapped_files(main) == {LIBRARY_FILE}
+    assert process.mapped_files(main, "libz.so"), "the app's own preload is not mapped"
+    assert process.logs()[1] == ""
+
+
+def test_a_missing_library_preloads_nothing_and_warns_once(cnb_app, cnb_build):
+    process = cnb_app.launch(cnb_build, "web", ENABLED, prepare=lambda image: (image / LIBRARY_FILE[1:]).unlink())
+    process.wait_for_output("ready")
+    main = process.main_process()
+    assert process.mapped_files(main) == set()
+    assert "LD_PRELOAD" not in process.environ(main)
+    stderr = process.logs()[1]
+    assert len(stderr.splitlines()) == 1 and stderr.startswith(MISSING_WARNING), stderr
+
+
+def test_the_exec_d_output_is_a_toml_table_of_strings(enabled_web):
+    # Run by hand with file descriptor 3 on stdout, with an app preload that needs escaping.
+    result = enabled_web.exec(
+        f"JEMALLOC_ENABLED=true LD_PRELOAD='/opt/a\"b\\c.so' {LAYER}/exec.d/jemalloc 3>&1 >/dev/null 2>&1; echo \"status=$?\"")
+    output, status = result.stdout.rsplit("status=", 1)
+    assert status.strip() == "0"
+    assert tomllib.loads(output) == {"LD_PRELOAD": f'{LIBRARY}:/opt/a"b\\c.so', "MALLOC_ARENA_MAX": "2"}
+    disabled = enabled_web.exec(f"env -u JEMALLOC_ENABLED {LAYER}/exec.d/jemalloc 3>&1; echo \"status=$?\"")
+    assert disabled.stdout == "status=0\n" and disabled.stderr == ""
+
+
+# --- jemalloc-check and jemalloc.sh in a CNB container ------------------------------------
+
+def test_jemalloc_check_answers_for_a_one_off_process(cnb_app, cnb_build):
+    result = cnb_app.run(cnb_build, "jemalloc-check --json", ENABLED)
+    assert result.returncode == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["active"] is True and answer["reason"] == "on: JEMALLOC_ENABLED=true"
+    assert answer["library"] == LIBRARY and answer["library_exists"] is True
+    assert answer["mapped"] == LIBRARY_FILE
+    assert answer["version"] == "5.3.0" and answer["library_version"].startswith("5.3.0-0-g")
+    assert answer["settings"]["process_type"] == "run"
+    off = cnb_app.run(cnb_build, "jemalloc-check")
+    assert off.returncode == 1
+    assert off.stdout.splitlines()[0] == "jemalloc is off: JEMALLOC_ENABLED is unset"
+    assert f"  library     {LIBRARY} -> libjemalloc.so.2 (jemalloc 5.3.0" in off.stdout
+
+
+def test_jemalloc_check_all_agrees_with_the_kernel(enabled_web):
+    result = enabled_web.exec("/cnb/lifecycle/launcher 'jemalloc-check --json --all'")
+    answer = json.loads(result.stdout)
+    rows = {row["pid"]: row for row in answer["processes"]}
+    truth = {process.pid: enabled_web.mapped_files(process) for process in enabled_web.processes()}
+    assert set(truth) <= set(rows), (truth, rows)
+    for pid, mapped in truth.items():
+        assert rows[pid]["jemalloc"] is bool(mapped), (pid, rows[pid], mapped)
+        assert {rows[pid]["mapped"]} - {None} == mapped
+    assert answer["active"] is True and result.returncode == 0
+
+
+def test_jemalloc_sh_preloads_one_command_whatever_jemalloc_enabled_says(cnb_app, cnb_build):
+    result = cnb_app.run(cnb_build, "jemalloc.sh jemalloc-check")
+    assert result.returncode == 0, result.output
+    assert result.stdout.startswith("jemalloc is on: LD_PRELOAD contains the library although JEMALLOC_ENABLED is unset")
+
+
+# --- the stand-in launcher's environment rules (buildpack.md, "Environment Variable
+# Modification Rules"), on a layer written for the purpose --------------------------------
+
+def test_the_stand_in_launcher_applies_env_files_as_the_spec_says(cnb_app, cnb_build):
+    layer = f"layers/{BUILDPACK_LAYERS}/zz-env"
+    files = {
+        "env/OVERRIDDEN": "layer", "env.launch/OVERRIDDEN.override": "launch",
+        "env.launch/web/OVERRIDDEN.override": "web",
+        "env/KEPT.default": "layer", "env/UNSET.default": "layer",
+        "env/LIST.prepend": "env", "env.launch/LIST.prepend": "launch", "env.launch/LIST.delim": ",",
+        "env.launch/TAIL.append": "-end", "env.launch/worker/OVERRIDDEN": "worker",
+    }
+
+    def prepare(image):
+        for path, value in files.items():
+            (image / layer / path).parent.mkdir(parents=True, exist_ok=True)
+            (image / layer / path).write_text(value)
+
+    process = cnb_app.launch(cnb_build, "web", {"KEPT": "app", "LIST": "app", "TAIL": "app"}, prepare=prepare)
+    process.wait_for_output("ready")
+    environment = process.environ(process.main_process())
+    assert environment["OVERRIDDEN"] == "web"
+    assert environment["KEPT"] == "app" and environment["UNSET"] == "layer"
+    assert environment["LIST"] == "launch,env,app"
+    # No .delim for TAIL: appended as it is.
+    assert environment["TAIL"] == "app-end"
