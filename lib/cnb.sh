@@ -60,7 +60,12 @@ cnb::reusable_layer() {
 # cache::store (in SCRATCH_DIR) exactly as the classic cache holds them.
 cnb::store_build() {
 	local tree="$1" scratch_dir="$2" cache_key="$3" description="$4" layer_dir="$5"
-	cache::store "${tree}" "${scratch_dir}/cache" "${cache_key}" "${description}"
+	mkdir -p "$(cache::builds_dir "${scratch_dir}/cache")"
+	if ! cache::store "${tree}" "${scratch_dir}/cache" "${cache_key}" "${description}" 2>"${scratch_dir}/store-errors"; then
+		failure::check_space
+		output::error "Could not assemble the jemalloc layer in ${scratch_dir}: $(tail -n 1 "${scratch_dir}/store-errors")" \
+			"Build again; if it fails the same way, report it to the buildpack's maintainers with this build log."
+	fi
 	rm -rf "${layer_dir}"
 	mkdir -p "${layer_dir%/*}"
 	mv "$(cache::builds_dir "${scratch_dir}/cache")/${cache_key}" "${layer_dir}"
