@@ -10,6 +10,7 @@ free 200 ms or more after the fork (src/background_thread_after_fork.c), so the 
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 import pytest
@@ -133,6 +134,6 @@ stop.set()
 for thread in threads: thread.join()
 print("children with the background thread:", with_thread)
 """
-    result = app.run(build, f"python3 -c '{script}'", ENABLED, timeout=300)
+    result = app.run(build, f"python3 -c {shlex.quote(script)}", ENABLED, timeout=300)
     assert result.returncode == 0, result.output
     assert result.stdout.strip() == "children with the background thread: 200"
