@@ -32,9 +32,14 @@ def pytest_addoption(parser):
 
 
 def pytest_generate_tests(metafunc):
+    """Each test runs on every selected stack, or, where its module names the stacks it is about
+    (STACKS_TESTED), on those of them that are selected."""
     if "stack_name" in metafunc.fixturenames:
-        stacks = selected_stacks(metafunc.config.getoption("--stack"))
-        metafunc.parametrize("stack_name", [stack.name for stack in stacks], scope="session")
+        names = [stack.name for stack in selected_stacks(metafunc.config.getoption("--stack"))]
+        about = getattr(metafunc.module, "STACKS_TESTED", None)
+        if about is not None:
+            names = [name for name in names if name in about]
+        metafunc.parametrize("stack_name", names, scope="session")
 
 
 def pytest_sessionstart(session):
