@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from harness.faults import Faults, mini_source
-from harness.paths import JEMALLOC_FIXTURES, REPO
+from harness.paths import REPO
 from harness.sources import SourceServer
 
 BUILDPACK = Path(os.environ.get("BUILDPACK_UNDER_TEST", REPO))
