@@ -89,7 +89,7 @@ class HostApp:
         return env_dir
 
     def command(self, config, faults: Faults | None = None, user: int | None = None,
-                cache_dir: Path | None = None, tmpdir: Path | None = None):
+                cache_dir: Path | None = None, tmpdir: Path | None = None, build_dir: Path | None = None):
         environment = {
             "PATH": faults.path(BASE_PATH) if faults else BASE_PATH,
             "HOME": str(self.root),
@@ -97,7 +97,7 @@ class HostApp:
             "STACK": "host-test",
             "LANG": "C.UTF-8",
         }
-        argv = ["bash", str(BUILDPACK / "bin" / "compile"), str(self.build_dir),
+        argv = ["bash", str(BUILDPACK / "bin" / "compile"), str(build_dir or self.build_dir),
                 str(cache_dir or self.cache_dir), str(self.env_dir(config))]
         if user is not None:
             argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *argv]
@@ -414,11 +414,16 @@ def test_eviction_passes_by_an_entry_another_build_is_reading(cached_app, mini):
     assert entry in app.cache_entries()
 
 
-def test_two_builds_at_once_on_one_cache_both_succeed(app, mini):
-    builds = [app.start(mini()), app.start(mini())]
+def test_two_apps_built_at_once_on_one_cache_both_succeed(app, mini):
+    # Two apps (each its own BUILD_DIR, as on a CI system or for review apps) share one cache.
+    other_build_dir = app.root / "other-app"
+    other_build_dir.mkdir()
+    builds = [app.start(mini()), app.start(mini(), build_dir=other_build_dir)]
     runs = [app.finish(build) for build in builds]
     for run in runs:
         assert run.returncode == 0, run.output
+    for build_dir in (app.build_dir, other_build_dir):
+        assert (build_dir / "vendor" / "jemalloc" / "lib" / "libjemalloc.so").is_file()
     assert len(app.cache_entries()) == 1
     assert app.cache_leftovers() == []
 

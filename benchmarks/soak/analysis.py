@@ -102,7 +102,8 @@ def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds
         "processes": [
             {"pid": record.pid, "ppid": record.ppid, "comm": record.comm, "cmdline": record.cmdline[:200],
              "mapped": record.mapped, "background_thread": record.background_thread,
-             "peak_pss": record.peak_pss, "peak_rss": record.peak_rss, "worker": record in worker_records}
+             "peak_pss": record.peak_pss, "peak_rss": record.peak_rss, "worker": record in worker_records,
+             "cpu_ms_while_sampled": record.cpu_ms - record.first_cpu_ms}
             for record in sorted(worker_records + other_records, key=lambda record: record.pid)
         ],
     }

@@ -19,6 +19,7 @@ CGROUP = "/sys/fs/cgroup"
 BACKGROUND_THREAD = "jemalloc_bg_thd"
 # How often (in samples) the threads of each process are listed again.
 THREADS_EVERY = 10
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -38,6 +39,10 @@ class ProcessRecord:
     last_seen: float = 0.0
     # How many samples saw it: a command the app ran for a moment (say `uname`) is no worker.
     samples: int = 0
+    # CPU time (user + system) when first seen and at the last sample: a worker that used none
+    # in between was idle (say a pool child that no task reached).
+    first_cpu_ms: int = 0
+    cpu_ms: int = 0
 
 
 @dataclass
@@ -56,6 +61,15 @@ def _read(path: str) -> str | None:
             return file.read().decode("utf-8", "replace")
     except OSError:
         return None
+
+
+def _cpu_ms(stat: str | None) -> int | None:
+    """User + system CPU time, in ms, from the text of /proc/PID/stat."""
+    if stat is None or ")" not in stat:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    # utime and stime are the stat file's fields 14 and 15; fields[0] is field 3 (state).
+    return (int(fields[11]) + int(fields[12])) * 1000 // CLOCK_TICKS_PER_SECOND
 
 
 def cgroup_dir(controller: str, pid: int) -> str:
@@ -105,6 +119,7 @@ class DynoSampler:
                     pss = int(line.split()[1]) * 1024
             record.last_seen = now
             record.samples += 1
+            record.cpu_ms = _cpu_ms(_read(f"/proc/{pid}/stat")) or record.cpu_ms
             record.last_pss = pss
             record.peak_pss = max(record.peak_pss, pss)
             record.peak_rss = max(record.peak_rss, rss)
@@ -134,7 +149,9 @@ class DynoSampler:
         ppid = int(stat[stat.rindex(")") + 2:].split()[1])
         mapped = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()
                          if len(line.split(maxsplit=5)) == 6 and "libjemalloc" in line})
-        record = ProcessRecord(pid, ppid, comm, cmdline.replace("\0", " ").strip(), mapped, first_seen=now)
+        cpu_ms = _cpu_ms(stat) or 0
+        record = ProcessRecord(pid, ppid, comm, cmdline.replace("\0", " ").strip(), mapped, first_seen=now,
+                               first_cpu_ms=cpu_ms, cpu_ms=cpu_ms)
         self.processes[pid] = record
         return record
 
@@ -143,6 +160,7 @@ class DynoSampler:
         if fresh is not None:
             fresh.peak_pss, fresh.peak_rss, fresh.last_pss = record.peak_pss, record.peak_rss, record.last_pss
             fresh.last_seen, fresh.samples = record.last_seen, record.samples
+            fresh.first_cpu_ms = record.first_cpu_ms
             record.__dict__.update(fresh.__dict__)
             self.processes[record.pid] = record
 
