@@ -2,7 +2,10 @@
 
 import re
 
+import pytest
+
 from conftest import FIXTURE_TARBALLS
+from harness.stacks import BUILD_LOGIC_STACKS
 
 LIBRARY = "vendor/jemalloc/lib/libjemalloc.so.2"
 
@@ -111,6 +114,7 @@ def test_a_changed_checksum_is_a_cache_miss(built_app, source_config, source_ser
     assert cache_entries(app) == entries_before
 
 
+@pytest.mark.stacks(*BUILD_LOGIC_STACKS)
 def test_a_corrupted_cache_entry_is_detected_and_rebuilt(built_app, source_config):
     app, first = built_app
     entries = [app.cache_dir / "jemalloc" / "builds" / name for name in cache_entries(app)]
@@ -125,6 +129,7 @@ def test_a_corrupted_cache_entry_is_detected_and_rebuilt(built_app, source_confi
     assert reported_version(app, build).startswith("5.3.0-0-g")
 
 
+@pytest.mark.stacks(*BUILD_LOGIC_STACKS)
 def test_cache_entries_for_other_keys_do_not_pile_up(built_app, source_config):
     app, _ = built_app
     for version in FIXTURE_TARBALLS:

@@ -29,13 +29,11 @@ from harness.app import APPS, App
 from harness.docker import docker
 from harness.faults import Faults, mini_source
 from harness.paths import JEMALLOC_FIXTURES
+from harness.stacks import BUILD_LOGIC_STACKS
 
-# The fault handling is bash in the build image: what differs between stacks is bash's version
-# and the build user. heroku-18 has the oldest bash (4.4) and builds as root, heroku-24 builds
-# as the unprivileged heroku user with bash 5.2 (heroku-26's build is like it); the fast host
-# tier (test_faults_host.py) covers every step. Not generated for the other stacks, to keep CI
-# within its time.
-STACKS_TESTED = ("heroku-18", "heroku-24")
+# The fault handling is bash in the build image (see BUILD_LOGIC_STACKS); the fast host tier
+# (test_faults_host.py) covers every step.
+STACKS_TESTED = BUILD_LOGIC_STACKS
 ENABLED = {"JEMALLOC_ENABLED": "true"}
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FAULTS_MOUNT = "/tmp/faults"

@@ -7,6 +7,7 @@ import pytest
 
 from harness.docker import LABEL, docker
 from harness.images import buildpack_image
+from harness.stacks import BUILD_LOGIC_STACKS
 
 TUNED = {"narenas": "2", "background_thread": "true", "dirty_decay_ms": "1000"}
 # jemalloc prints its options at exit; bash, because coreutils programs close stderr first.
@@ -57,6 +58,7 @@ def test_no_dyno_reports_an_invalid_conf_pair(built_app):
     assert result.stderr == ""
 
 
+@pytest.mark.stacks(*BUILD_LOGIC_STACKS)
 def test_tuning_none_builds_with_jemallocs_own_defaults(app, source_config):
     build = app.compile(source_config("5.2.1", JEMALLOC_TUNING="none"))
     assert build.succeeded, build.output

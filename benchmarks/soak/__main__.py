@@ -231,8 +231,8 @@ def main(argv=None) -> int:
         base = options.output_dir / f"{result['timestamp']}-{stack.name}-soak"
         json_path = base.with_suffix(".json")
         json_path.write_text(json.dumps(result, indent=1) + "\n")
-        base.with_suffix(".md").write_text(report.markdown(result))
         charted = report.chart(result, base.with_suffix(".png"))
+        base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
         say(f"\n== {stack.name}: {result['total_seconds'] / 60:.0f} min in all")
         for line in result["fork_exec_lines"]:
             say(f"   fork+exec: {line}")

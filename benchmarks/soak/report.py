@@ -62,12 +62,16 @@ def details(per_config: dict, render) -> str:
     return render(headings, rows)
 
 
+def _apps(result: dict):
+    for app, per_config in result["summary"].items():
+        if per_config:
+            yield app, per_config
+
+
 def tables(result: dict, render, title=lambda text: text) -> str:
     parts = []
     quota = result["parameters"]["quota_mib"]
-    for app, per_config in result["summary"].items():
-        if not per_config:
-            continue
+    for app, per_config in _apps(result):
         about = result["apps"][app]
         parts.append(title(f"{app} ({about}): ratios to glibc, median of the rounds") + "\n\n"
                      + headline(per_config, quota, render))
@@ -76,22 +80,33 @@ def tables(result: dict, render, title=lambda text: text) -> str:
     return "\n\n".join(parts)
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, chart_name: str | None = None) -> str:
+    """The run for a README: what ran, the chart, each app's headline table, then (folded) its
+    figures in MiB. The README's results are this file as the benchmark wrote it."""
     parameters = result["parameters"]
+    quota = parameters["quota_mib"]
     lines = [
-        f"### {result['stack']}",
+        f"#### {result['stack']}",
         "",
         f"`{result['command']}`, {result['started'][:10]}, {result['total_seconds'] / 60:.0f} min; "
         f"{parameters['load_seconds'] / 60:g} min of load then {parameters['idle_seconds']} s idle, "
         f"{parameters['repetitions']} round(s), seed {parameters['seed']}, rates {parameters['rates'][0]} jobs/s "
-        f"(workers) and {parameters['rates'][1]} requests/s (puma); {parameters['quota_mib']} MB dynos "
-        f"(limit {2 * parameters['quota_mib']} MB); {result['machine']['cpus']} CPUs; jemalloc "
+        f"(workers) and {parameters['rates'][1]} requests/s (puma); {quota} MB dynos "
+        f"(limit {2 * quota} MB); {result['machine']['cpus']} CPUs; jemalloc "
         f"{result['jemalloc_version']}.",
         "",
         *(f"- fork+exec: {line}" for line in result.get("fork_exec_lines", [])),
         "",
-        tables(result, markdown_table, title=lambda text: f"**{text}**"),
     ]
+    if chart_name:
+        lines += [f"![{result['stack']}: dyno memory over time, first round]({chart_name})", ""]
+    for app, per_config in _apps(result):
+        lines += [f"**{app}** ({result['apps'][app]}): ratios to glibc, median of the rounds", "",
+                  headline(per_config, quota, markdown_table), ""]
+    lines += ["<details><summary>Dyno memory (PSS) in MiB and work, median [min-max] of the rounds</summary>", ""]
+    for app, per_config in _apps(result):
+        lines += [f"**{app}**", "", details(per_config, markdown_table), ""]
+    lines += ["</details>"]
     return "\n".join(lines) + "\n"
 
 
