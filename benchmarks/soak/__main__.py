@@ -101,12 +101,15 @@ def benchmark_stack(stack, apps, configs, size, options, command) -> dict:
     runs = []
     try:
         say(f"== {stack.name}: compile the real apps with the buildpack (jemalloc {options.version})")
-        builds = compile_builds(app, options.version, {config.build for config in configs} | {"default"})
+        needed = {"default"} if options.fork_exec_only else {config.build for config in configs} | {"default"}
+        builds = compile_builds(app, options.version, needed)
         slugs = {name: app.slug(build) for name, build in builds.items()}
         say(f"== {stack.name}: fork+exec cost of the background thread restart")
         fork_exec, fork_exec_lines = fork_exec_cost(app, slugs["default"], size.fork_exec_rounds)
         for line in fork_exec_lines:
             say(f"   {line}")
+        if options.fork_exec_only:
+            return {"stack": stack.name, "fork_exec": fork_exec, "fork_exec_lines": fork_exec_lines}
         batches = [[Slot(APPS[name], config) for config in configs] for name in apps]
         # Slots of several apps share a batch when the concurrency allows (the smoke size).
         flat = [slot for batch in batches for slot in batch]
@@ -183,6 +186,10 @@ def parse_args(argv):
     parser.add_argument("--version", default="5.3.0", choices=sorted(FIXTURES),
                         help="JEMALLOC_VERSION, built from the offline fixtures (default 5.3.0)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--fork-exec-rounds", type=int,
+                        help="alternations of the fork+exec measurement (overrides the size's)")
+    parser.add_argument("--fork-exec-only", action="store_true",
+                        help="measure only what the background thread restart costs fork+exec, then stop")
     options = parser.parse_args(argv)
     options.quota = DYNO_SIZES[options.dyno]
     return options
@@ -196,6 +203,7 @@ def main(argv=None) -> int:
         size,
         load_seconds=int(options.minutes * 60) if options.minutes else size.load_seconds,
         repetitions=options.repetitions or size.repetitions,
+        fork_exec_rounds=options.fork_exec_rounds or size.fork_exec_rounds,
     )
     try:
         stacks = selected_stacks(options.stack)
@@ -228,6 +236,8 @@ def main(argv=None) -> int:
         except (RunError, DockerError, ImageError, images.ImageBuildError) as error:
             say(f"\nFAILED on {stack.name}: {error}")
             return 1
+        if options.fork_exec_only:
+            continue
         base = options.output_dir / f"{result['timestamp']}-{stack.name}-soak"
         json_path = base.with_suffix(".json")
         json_path.write_text(json.dumps(result, indent=1) + "\n")
