@@ -32,14 +32,14 @@ def pytest_addoption(parser):
 
 
 def pytest_generate_tests(metafunc):
-    """Each test runs on every selected stack, or, where the test (@pytest.mark.stacks(...)) or its
-    module (STACKS_TESTED) names the stacks it is about, on those of them that are selected."""
+    """Each test runs on every selected stack, or, where the test or its module
+    (@pytest.mark.stacks(...), pytestmark) names the stacks it is about, on those of them that are
+    selected."""
     if "stack_name" in metafunc.fixturenames:
         names = [stack.name for stack in selected_stacks(metafunc.config.getoption("--stack"))]
         marker = metafunc.definition.get_closest_marker("stacks")
-        about = marker.args if marker else getattr(metafunc.module, "STACKS_TESTED", None)
-        if about is not None:
-            names = [name for name in names if name in about]
+        if marker:
+            names = [name for name in names if name in marker.args]
         metafunc.parametrize("stack_name", names, scope="session")
 
 

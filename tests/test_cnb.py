@@ -17,7 +17,7 @@ from conftest import FIXTURE_TARBALLS
 from harness.cnb import BUILDPACK_LAYERS, CnbApp, layer_digest
 
 # Heroku Fir runs these stacks only; the suite is not generated for the others.
-STACKS_TESTED = ("heroku-24", "heroku-26")
+pytestmark = pytest.mark.stacks("heroku-24", "heroku-26")
 LAYER = f"/layers/{BUILDPACK_LAYERS}/jemalloc"
 LIBRARY = f"{LAYER}/tree/lib/libjemalloc.so"
 LIBRARY_FILE = f"{LAYER}/tree/lib/libjemalloc.so.2"

@@ -33,7 +33,7 @@ from harness.stacks import BUILD_LOGIC_STACKS
 
 # The fault handling is bash in the build image (see BUILD_LOGIC_STACKS); the fast host tier
 # (test_faults_host.py) covers every step.
-STACKS_TESTED = BUILD_LOGIC_STACKS
+pytestmark = pytest.mark.stacks(*BUILD_LOGIC_STACKS)
 ENABLED = {"JEMALLOC_ENABLED": "true"}
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FAULTS_MOUNT = "/tmp/faults"

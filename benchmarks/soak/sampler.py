@@ -63,12 +63,17 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces and parens):
+    [0] is the stat file's field 3 (state), [1] field 4 (ppid), [11] and [12] fields 14 and 15."""
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def _cpu_ms(stat: str | None) -> int | None:
     """User + system CPU time, in ms, from the text of /proc/PID/stat."""
     if stat is None or ")" not in stat:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    # utime and stime are the stat file's fields 14 and 15; fields[0] is field 3 (state).
+    fields = _stat_fields(stat)
     return (int(fields[11]) + int(fields[12])) * 1000 // CLOCK_TICKS_PER_SECOND
 
 
@@ -119,7 +124,9 @@ class DynoSampler:
                     pss = int(line.split()[1]) * 1024
             record.last_seen = now
             record.samples += 1
-            record.cpu_ms = _cpu_ms(_read(f"/proc/{pid}/stat")) or record.cpu_ms
+            cpu_ms = _cpu_ms(_read(f"/proc/{pid}/stat"))
+            if cpu_ms is not None:
+                record.cpu_ms = cpu_ms
             record.last_pss = pss
             record.peak_pss = max(record.peak_pss, pss)
             record.peak_rss = max(record.peak_rss, rss)
@@ -146,7 +153,7 @@ class DynoSampler:
         if comm == "docker-init":
             # The container's init: Heroku's dyno has its own, outside the app's memory.
             return None
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(_stat_fields(stat)[1])
         mapped = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()
                          if len(line.split(maxsplit=5)) == 6 and "libjemalloc" in line})
         cpu_ms = _cpu_ms(stat) or 0
