@@ -35,19 +35,28 @@ build::default_malloc_conf() {
 	fi
 }
 
-# Usage: build::requested_options PROFILING DEFAULT_MALLOC_CONF
-# Prints the configure options the buildpack asks for, for the cache key. The options added
-# only when a release supports them (build::configure_flags) follow from the source itself,
-# whose SHA-256 is also in the key.
-build::requested_options() {
-	local profiling="$1" default_malloc_conf="$2" options="--prefix=${BUILD_RUNTIME_PREFIX}"
+# Usage: build::requested_flags PROFILING DEFAULT_MALLOC_CONF
+# Prints the configure flags that follow from the app's settings, one per line. They are part
+# of the cache key (build::requested_options) and of every configure run (build::configure_flags).
+build::requested_flags() {
+	local profiling="$1" default_malloc_conf="$2"
+	echo "--prefix=${BUILD_RUNTIME_PREFIX}"
 	if [[ "${profiling}" == true ]]; then
-		options+=" --enable-prof"
+		echo "--enable-prof"
 	fi
 	if [[ -n "${default_malloc_conf}" ]]; then
-		options+=" --with-malloc-conf=${default_malloc_conf}"
+		echo "--with-malloc-conf=${default_malloc_conf}"
 	fi
-	echo "${options}"
+}
+
+# Usage: build::requested_options PROFILING DEFAULT_MALLOC_CONF
+# Prints build::requested_flags on one line, for the cache key. The flags added only when a
+# release supports them (build::configure_flags) follow from the source itself, whose SHA-256
+# is also in the key.
+build::requested_options() {
+	local flags=()
+	mapfile -t flags < <(build::requested_flags "$1" "$2")
+	echo "${flags[*]}"
 }
 
 # Usage: build::fail LOG_FILE "what failed" ["how to fix" ...]
@@ -135,24 +144,18 @@ build::prepare_source() {
 }
 
 # Usage: build::configure_flags SOURCE_DIR PROFILING DEFAULT_MALLOC_CONF LOG_FILE
-# Prints the configure flags, one per line. Static libraries and docs are switched off where
-# configure offers that (5.2.0 and 5.2.1 on); 5.2.1 advertises the doc switch as
-# --enable-documentation although the option is named --enable-doc.
+# Prints the configure flags, one per line: the requested ones (build::requested_flags), then
+# static libraries and docs switched off where configure offers that (5.2.0 and 5.2.1 on); 5.2.1
+# advertises the doc switch as --enable-documentation although the option is named --enable-doc.
 build::configure_flags() {
 	local source_dir="$1" profiling="$2" default_malloc_conf="$3" log_file="$4" help
 	help="$(cd "${source_dir}" && ./configure --help 2>>"${log_file}")"
-	echo "--prefix=${BUILD_RUNTIME_PREFIX}"
+	build::requested_flags "${profiling}" "${default_malloc_conf}"
 	if [[ "${help}" =~ --(en|dis)able-static[^-[:alnum:]] ]]; then
 		echo "--disable-static"
 	fi
 	if [[ "${help}" =~ --(en|dis)able-doc(umentation)?[^-[:alnum:]] ]]; then
 		echo "--disable-doc"
-	fi
-	if [[ "${profiling}" == true ]]; then
-		echo "--enable-prof"
-	fi
-	if [[ -n "${default_malloc_conf}" ]]; then
-		echo "--with-malloc-conf=${default_malloc_conf}"
 	fi
 }
 

@@ -67,16 +67,13 @@ install::write_build_info() {
 }
 
 # Usage: install::write_info_file FILE KEY VALUE [KEY VALUE ...]
-# Writes the KEY=VALUE lines of a build-info file (see install::write_build_info), replacing
-# FILE in one rename. The Cloud Native Buildpack writes its layer's build-info with it.
+# Writes the KEY=VALUE lines of a build-info file (see install::write_build_info) with
+# record::write. The Cloud Native Buildpack writes its layer's build-info with it.
 install::write_info_file() {
 	local info="$1"
 	shift
-	while (($# >= 2)); do
-		printf '%s=%s\n' "$1" "${2//[[:cntrl:]]/ }"
-		shift 2
-	done >"${info}.tmp"
-	mv "${info}.tmp" "${info}"
+	# A failure stops the build through the ERR trap, which names the step (lib/failure.sh).
+	record::write "${info}" = "$@"
 }
 
 # Usage: install::library_path BUILD_DIR

@@ -15,22 +15,12 @@ report::clear() {
 }
 
 # Usage: report::write CACHE_DIR KEY VALUE [KEY VALUE ...]
-# Stores the pairs as KEY<TAB>VALUE lines, replacing the file in one rename (under a name of its
-# own, as builds sharing the cache may write at once). Best effort: a failure is ignored.
+# Stores the pairs as KEY<TAB>VALUE lines (record::write). Best effort: a failure is ignored.
 report::write() {
-	local report_file tmp
+	local report_file
 	report_file="$(report::file "$1")"
 	shift
-	if ! tmp="$(mktemp "${report_file}.XXXXXXXX" 2>/dev/null)"; then
-		return 0
-	fi
-	chmod 0644 "${tmp}" 2>/dev/null || :
-	if ! while (($# >= 2)); do
-		printf '%s\t%s\n' "$1" "${2//[[:cntrl:]]/ }"
-		shift 2
-	done >"${tmp}" 2>/dev/null || ! mv -f "${tmp}" "${report_file}" 2>/dev/null; then
-		rm -f "${tmp}" 2>/dev/null || :
-	fi
+	record::write "${report_file}" $'\t' "$@" || :
 }
 
 # Usage: report::yaml_value VALUE

@@ -7,22 +7,15 @@ ENVIRONMENT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENVIRONMENT_VENV="${ENVIRONMENT_ROOT}/.venv"
 ENVIRONMENT_STARTED_DOCKERD_PID=""
 
-# Usage: environment::step MESSAGE
-environment::step() {
-  echo "-----> $*"
-}
-
-# Usage: environment::fail MESSAGE
-environment::fail() {
-  echo " !     $*" >&2
-  exit 1
-}
+# Steps and errors look like the buildpack's own (output::step, output::error).
+# shellcheck source=lib/output.sh
+source "${ENVIRONMENT_ROOT}/lib/output.sh"
 
 # Docker and debootstrap need root: say so up front rather than fail halfway.
 # Usage: environment::require_root
 environment::require_root() {
   if [[ "$(id -u)" != 0 ]]; then
-    environment::fail "run this as root (e.g. with sudo): it installs packages and starts a Docker engine"
+    output::error "run this as root (e.g. with sudo): it installs packages and starts a Docker engine"
   fi
 }
 
@@ -38,8 +31,8 @@ environment::install_system_packages() {
   if ((${#wanted[@]} == 0)); then
     return 0
   fi
-  environment::step "Installing ${wanted[*]}"
-  command -v apt-get >/dev/null || environment::fail "no apt-get: install ${wanted[*]} by hand"
+  output::step "Installing ${wanted[*]}"
+  command -v apt-get >/dev/null || output::error "no apt-get: install ${wanted[*]} by hand"
   DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null
 }
@@ -51,7 +44,7 @@ environment::start_docker() {
   if docker info >/dev/null 2>&1; then
     return 0
   fi
-  environment::step "Starting a Docker engine"
+  output::step "Starting a Docker engine"
   mkdir -p "${ENVIRONMENT_ROOT}/.cache"
   dockerd --bridge=none --iptables=false --ip-masq=false \
     >"${ENVIRONMENT_ROOT}/.cache/dockerd.log" 2>&1 &
@@ -59,22 +52,22 @@ environment::start_docker() {
   local waited
   for waited in $(seq 1 60); do
     if docker info >/dev/null 2>&1; then
-      echo "       ready after ${waited}s"
+      output::detail "ready after ${waited}s"
       return 0
     fi
     if ! kill -0 "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null; then
       tail -n 20 "${ENVIRONMENT_ROOT}/.cache/dockerd.log" >&2
-      environment::fail "dockerd exited (log: .cache/dockerd.log)"
+      output::error "dockerd exited (log: .cache/dockerd.log)"
     fi
     sleep 1
   done
-  environment::fail "dockerd did not answer within 60s (log: .cache/dockerd.log)"
+  output::error "dockerd did not answer within 60s (log: .cache/dockerd.log)"
 }
 
 # Usage: environment::stop_started_services
 environment::stop_started_services() {
   if [[ -n "$ENVIRONMENT_STARTED_DOCKERD_PID" ]]; then
-    environment::step "Stopping the Docker engine this run started"
+    output::step "Stopping the Docker engine this run started"
     kill "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null || true
     local waited
     for waited in $(seq 1 30); do
@@ -93,7 +86,7 @@ environment::python_venv() {
   if [[ -x "${ENVIRONMENT_VENV}/bin/python" ]] && cmp -s "$requirements" "$stamp"; then
     return 0
   fi
-  environment::step "Preparing the Python environment (.venv)"
+  output::step "Preparing the Python environment (.venv)"
   python3 -m venv "$ENVIRONMENT_VENV"
   "${ENVIRONMENT_VENV}/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$stamp"
