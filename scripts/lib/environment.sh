@@ -23,7 +23,7 @@ environment::require_root() {
 environment::install_system_packages() {
   local wanted=() command package
   # curl, gcc and make: tests/test_faults_host.py runs bin/compile on this machine.
-  for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck \
+  for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck shfmt:shfmt \
     curl:curl gcc:gcc make:make; do
     package="${command#*:}"
     command -v "${command%%:*}" >/dev/null || wanted+=("$package")
