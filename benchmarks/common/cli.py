@@ -128,3 +128,40 @@ def run_stacks(stacks: list[Stack], benchmark: Callable[[Stack], Result],
             return 1
         publish(stack, result)
     return 0
+
+
+def parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A benchmark's parser, its epilog (configs, sizes) laid out as written."""
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+@dataclass
+class StackRun:
+    """What every benchmark's result of a stack starts with: which, how it was run, when, on what."""
+
+    stack: str
+    command: str
+    started: str
+    timestamp: str
+    total_seconds: float
+    machine: Machine
+
+    def header_json(self, benchmark: str) -> dict:
+        return {"benchmark": benchmark, "stack": self.stack, "command": self.command, "started": self.started,
+                "timestamp": self.timestamp, "total_seconds": self.total_seconds, "machine": self.machine.to_json()}
+
+    @staticmethod
+    def header_from_json(data: dict, benchmark: str) -> dict:
+        """The keyword arguments of StackRun's fields, from a result's JSON of BENCHMARK."""
+        if data["benchmark"] != benchmark:
+            raise ValueError(f"not a result of the {benchmark} benchmark: {data['benchmark']}")
+        return {"stack": data["stack"], "command": data["command"], "started": data["started"],
+                "timestamp": data["timestamp"], "total_seconds": data["total_seconds"],
+                "machine": Machine.from_json(data["machine"])}
+
+
+def header(clock: Clock, stack: Stack, command: str, machine: Machine) -> dict:
+    """The keyword arguments of StackRun's fields for a run of STACK that started at CLOCK."""
+    return {"stack": stack.name, "command": command, "started": clock.iso, "timestamp": clock.timestamp,
+            "total_seconds": clock.total_seconds(), "machine": machine}

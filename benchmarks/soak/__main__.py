@@ -75,12 +75,7 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
         app.cleanup()
         shutil.rmtree(source_root, ignore_errors=True)
     return SoakResult(
-        stack=stack.name,
-        command=command,
-        started=clock.iso,
-        timestamp=clock.timestamp,
-        total_seconds=clock.total_seconds(),
-        machine=Machine.here(),
+        **cli.header(clock, stack, command, Machine.here()),
         jemalloc_version=options.version,
         image=image,
         parameters=SoakParameters(size.load_seconds, size.idle_seconds, size.repetitions, size.rates, options.seed,
@@ -111,12 +106,11 @@ def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="benchmarks/run",
-        description="Real worker apps (Sidekiq, puma cluster, Celery prefork and threads) in dyno-sized containers "
-                    "under steady load, per allocator config.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="configs:\n" + "\n".join(f"  {config.name:<40} {config.about}" for config in CONFIGS.values())
+    parser = cli.parser(
+        "benchmarks/run",
+        "Real worker apps (Sidekiq, puma cluster, Celery prefork and threads) in dyno-sized containers "
+        "under steady load, per allocator config.",
+        "configs:\n" + "\n".join(f"  {config.name:<40} {config.about}" for config in CONFIGS.values())
                + "\n  jemalloc+CONF                            --malloc-conf CONF: MALLOC_CONF=CONF on the default build"
                + "\n\napps:\n" + "\n".join(f"  {app.name:<16} {app.about}" for app in APPS.values())
                + "\n\nsizes:\n" + "\n".join(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from common.cli import Machine
+from common.cli import StackRun
 from common.configs import Config
 from common.stats import Spread
 
@@ -206,15 +206,9 @@ class SoakParameters:
 
 
 @dataclass
-class SoakResult:
+class SoakResult(StackRun):
     """The soak benchmark of one stack (the results' JSON file)."""
 
-    stack: str
-    command: str
-    started: str
-    timestamp: str
-    total_seconds: float
-    machine: Machine
     jemalloc_version: str
     image: str
     parameters: SoakParameters
@@ -231,13 +225,7 @@ class SoakResult:
 
     def to_json(self) -> dict:
         return {
-            "benchmark": "soak",
-            "stack": self.stack,
-            "command": self.command,
-            "started": self.started,
-            "timestamp": self.timestamp,
-            "total_seconds": self.total_seconds,
-            "machine": self.machine.to_json(),
+            **self.header_json("soak"),
             "jemalloc_version": self.jemalloc_version,
             "image": self.image,
             "parameters": self.parameters.to_json(),
@@ -253,15 +241,8 @@ class SoakResult:
 
     @classmethod
     def from_json(cls, data: dict) -> SoakResult:
-        if data["benchmark"] != "soak":
-            raise ValueError(f"not a soak benchmark's result: {data['benchmark']}")
         return cls(
-            stack=data["stack"],
-            command=data["command"],
-            started=data["started"],
-            timestamp=data["timestamp"],
-            total_seconds=data["total_seconds"],
-            machine=Machine.from_json(data["machine"]),
+            **cls.header_from_json(data, "soak"),
             jemalloc_version=data["jemalloc_version"],
             image=data["image"],
             parameters=SoakParameters.from_json(data["parameters"]),

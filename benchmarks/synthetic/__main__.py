@@ -29,12 +29,11 @@ from .results import StackResult
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="benchmarks/run-synthetic",
-        description="Memory of a threaded Python and Ruby job worker per allocator config, in dynos of an app "
-                    "built with this buildpack.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="configs:\n" + "\n".join(f"  {config.name:<30} {config.about}" for config in CONFIGS.values())
+    parser = cli.parser(
+        "benchmarks/run-synthetic",
+        "Memory of a threaded Python and Ruby job worker per allocator config, in dynos of an app "
+        "built with this buildpack.",
+        "configs:\n" + "\n".join(f"  {config.name:<30} {config.about}" for config in CONFIGS.values())
                + "\n  jemalloc+CONF                  one per --malloc-conf CONF, on the JEMALLOC_TUNING=none build"
                + "\n  (with JEMALLOC_ENABLED=true the shim also sets MALLOC_ARENA_MAX=2, which jemalloc ignores)"
                + "\n\nsizes:\n"

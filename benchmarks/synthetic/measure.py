@@ -18,7 +18,7 @@ from harness.paths import REPO
 from harness.stacks import Stack
 from stack_image import run_image_with
 
-from common.cli import Clock, Machine, say
+from common.cli import Clock, Machine, header, say
 from common.configs import LIBRARY, MIB, Config
 from common.errors import BenchmarkError
 
@@ -128,12 +128,7 @@ def benchmark_stack(stack: Stack, configs: list[Config], languages: list[str], p
         shutil.rmtree(source_root, ignore_errors=True)
 
     return StackResult(
-        stack=stack.name,
-        command=command,
-        started=clock.iso,
-        timestamp=clock.timestamp,
-        total_seconds=clock.total_seconds(),
-        machine=Machine.here(load_start),
+        **header(clock, stack, command, Machine.here(load_start)),
         images=BenchmarkImages(stack_images.run, run_image, stack_images.build, stack_images.upstream),
         parameters=parameters,
         configs=configs,

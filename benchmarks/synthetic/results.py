@@ -8,7 +8,7 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
-from common.cli import Machine
+from common.cli import StackRun
 from common.configs import MIB, Config
 from common.stats import Spread
 
@@ -169,15 +169,9 @@ class BenchmarkImages:
 
 
 @dataclass
-class StackResult:
+class StackResult(StackRun):
     """The benchmark of one stack: what ran, on what, and every figure (the results' JSON file)."""
 
-    stack: str
-    command: str
-    started: str
-    timestamp: str
-    total_seconds: float
-    machine: Machine
     images: BenchmarkImages
     parameters: Parameters
     configs: list[Config]
@@ -190,13 +184,7 @@ class StackResult:
 
     def to_json(self) -> dict:
         return {
-            "benchmark": "memory",
-            "stack": self.stack,
-            "command": self.command,
-            "started": self.started,
-            "timestamp": self.timestamp,
-            "total_seconds": self.total_seconds,
-            "machine": self.machine.to_json(),
+            **self.header_json("memory"),
             "images": asdict(self.images),
             "parameters": self.parameters.to_json(),
             "configs": {config.name: {"env": config.env, "about": config.about, "stock_build": config.stock_build}
@@ -209,15 +197,8 @@ class StackResult:
 
     @classmethod
     def from_json(cls, data: dict) -> StackResult:
-        if data["benchmark"] != "memory":
-            raise ValueError(f"not a synthetic benchmark's result: {data['benchmark']}")
         return cls(
-            stack=data["stack"],
-            command=data["command"],
-            started=data["started"],
-            timestamp=data["timestamp"],
-            total_seconds=data["total_seconds"],
-            machine=Machine.from_json(data["machine"]),
+            **cls.header_from_json(data, "memory"),
             images=BenchmarkImages(**data["images"]),
             parameters=Parameters.from_json(data["parameters"]),
             configs=[Config.from_json(name, config) for name, config in data["configs"].items()],
