@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 
 from harness.docker import docker, image_label, remove_container
-from harness.images import BUILDER_LABEL, StackImages
+from harness.images import BUILDER_LABEL, StackImages, commit_image
 from harness.paths import CACHE
 
 KEY_LABEL = "io.jemalloc-buildpack.benchmark-image-key"
@@ -64,14 +64,7 @@ def run_image_with(stack_images: StackImages, name: str, packages: tuple[str, ..
             if result.returncode != 0:
                 raise ImageError(f"building {tag} failed:\n{result.output[-3000:]}")
             # Back to the stack's own user: the dynos must run as they do in the stack's run image.
-            docker(
-                "commit",
-                "--change", f"USER {stack.default_user}",
-                "--change", f"LABEL {KEY_LABEL}={key}",
-                "--change", 'CMD ["/bin/bash"]',
-                container, tag,
-                timeout=5 * 60,
-            )
+            commit_image(container, tag, stack.default_user, KEY_LABEL, key, timeout=5 * 60)
         finally:
             remove_container(container)
         # The image this one replaced, now untagged.

@@ -3,22 +3,25 @@ reports is there and consistent with the dyno it measured.
 
 One run, on heroku-24 when it is among the selected stacks (else on the first selected one):
 `python -m soak --size smoke` (glibc and the buildpack's default jemalloc, every app, a minute
-of load), as `benchmarks/run` runs it, then its JSON file is checked.
+of load), as `benchmarks/run` runs it, then its JSON file is checked as the benchmark's typed
+results (soak.results).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
 from harness.paths import REPO
-from harness.stacks import selected_stacks
 
-LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common.configs import LIBRARY  # noqa: E402
+from common.smoke import run_benchmark, smoke_stack  # noqa: E402
+from soak.results import SoakResult  # noqa: E402
+
 APPS = ("sidekiq", "puma", "celery-prefork", "celery-threads")
 CONFIGS = ("glibc", "jemalloc")
 # Apps whose workers are forked from a parent process.
@@ -28,70 +31,68 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def soak(request, tmp_path_factory):
-    """The smoke-size soak benchmark's JSON result and terminal output."""
-    names = [stack.name for stack in selected_stacks(request.config.getoption("--stack"))]
-    stack = "heroku-24" if "heroku-24" in names else names[0]
+    """The smoke-size soak benchmark's typed result, terminal output, JSON file and its JSON."""
+    stack = smoke_stack(request.config.getoption("--stack"))
     output_dir = tmp_path_factory.mktemp("soak-results")
-    completed = subprocess.run(
-        [sys.executable, "-m", "soak", "--stack", stack, "--size", "smoke", "--output-dir", str(output_dir)],
-        env={**os.environ, "PYTHONPATH": f"{REPO / 'tests'}:{REPO / 'benchmarks'}"},
-        capture_output=True, text=True, timeout=1500,
-    )
+    completed = run_benchmark("soak", stack, ["--size", "smoke"], output_dir, timeout=1500)
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-6000:]
     results = list(output_dir.glob(f"*-{stack}-soak.json"))
     assert len(results) == 1, f"expected one JSON file in {list(output_dir.iterdir())}"
     assert results[0].with_suffix(".md").exists()
-    return json.loads(results[0].read_text()), completed.stdout, results[0]
+    data = json.loads(results[0].read_text())
+    return SoakResult.from_json(data), completed.stdout, results[0], data
 
 
 def run_of(result, app, config):
-    (run,) = [run for run in result["runs"] if run["app"] == app and run["config"] == config]
+    (run,) = [run for run in result.runs if run.app == app and run.config == config]
     return run
 
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("app", APPS)
 def test_each_app_ran_under_each_config_with_every_figure(soak, app, config):
-    result, _, _ = soak
+    result, _, _, _ = soak
     run = run_of(result, app, config)
-    assert not run["killed"], run
-    assert run["jobs_sent"] > 0 and run["jobs_done"] == run["jobs_sent"] and run["failures"] == 0
-    assert 0 < run["start_pss"] <= run["peak_pss"] <= run["peak_rss"] * 1.01
-    assert 0 < run["steady_pss"] <= run["peak_pss"]
-    assert 0 < run["after_idle_pss"] <= run["peak_pss"]
-    assert run["slope_mib_per_min"] is not None
-    assert all(value > 0 for value in run["checkpoints"].values())
-    assert run["cpu_seconds"] > 0 and run["cpu_ms_per_job"] > 0
-    assert run["r14_seconds"] >= 0 and run["r15"] in (True, False)
+    assert not run.killed, run
+    assert run.failures == 0
+    figures = run.figures
+    assert figures.jobs_sent > 0 and figures.jobs_done == figures.jobs_sent
+    assert 0 < figures.start_pss <= figures.peak_pss <= figures.peak_rss * 1.01
+    assert 0 < figures.steady_pss <= figures.peak_pss
+    assert 0 < figures.after_idle_pss <= figures.peak_pss
+    assert figures.slope_mib_per_min is not None
+    assert all(value > 0 for value in figures.checkpoints.values())
+    assert figures.cpu_seconds > 0 and figures.cpu_ms_per_job > 0
+    assert figures.r14_seconds >= 0 and figures.r15 in (True, False)
     # One sample a second while the load ran and the dyno idled.
-    load_and_idle = result["parameters"]["load_seconds"] + result["parameters"]["idle_seconds"]
-    assert len(run["series"]) >= load_and_idle * 0.8
-    assert run["workers_fit"] == (512 * MIB - run["base_peak_pss"]) // run["worker_peak_pss"]
-    figures = result["summary"][app][config]
-    assert figures["rounds"] == 1
+    load_and_idle = result.parameters.load_seconds + result.parameters.idle_seconds
+    assert len(figures.series) >= load_and_idle * 0.8
+    assert figures.workers_fit == (512 * MIB - figures.base_peak_pss) // figures.worker_peak_pss
+    summary = result.summary[app][config]
+    assert summary.rounds == 1
     for name in ("steady_pss", "peak_pss", "after_idle_pss", "cpu_ms_per_job"):
-        assert figures["ratio"][name]["median"] > 0
+        assert summary.ratio[name].median > 0
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_every_process_ran_on_the_configured_allocator(soak, app):
-    result, _, _ = soak
+    result, _, _, _ = soak
     for config, expected in (("glibc", []), ("jemalloc", [LIBRARY])):
-        processes = run_of(result, app, config)["processes"]
+        processes = run_of(result, app, config).figures.processes
         assert processes, (app, config)
-        assert all(process["mapped"] == expected for process in processes), (app, config, processes)
+        assert all(process.mapped == expected for process in processes), (app, config, processes)
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_the_workers_are_the_apps_own_processes(soak, app):
-    result, _, _ = soak
-    run = run_of(result, app, "jemalloc")
-    workers = [process for process in run["processes"] if process["worker"]]
+    result, _, _, _ = soak
+    figures = run_of(result, app, "jemalloc").figures
+    workers = [process for process in figures.processes if process.worker]
     expected = {"sidekiq": 1, "puma": 2, "celery-prefork": 4, "celery-threads": 1}[app]
-    assert len(workers) == run["workers"] == expected, run["processes"]
+    assert len(workers) == figures.workers == expected, figures.processes
     if app in FORKED:
-        parents = {process["pid"] for process in run["processes"]} - {worker["pid"] for worker in workers}
-        assert all(worker["ppid"] in parents for worker in workers)
+        parents = {process.pid for process in figures.processes} - {worker.pid for worker in workers}
+        assert all(worker.ppid in parents for worker in workers)
 
 
 # CPU time a worker used while it was watched, above which it surely allocated: a Celery task
@@ -103,22 +104,25 @@ WORKED_MS = 50
 
 @pytest.mark.parametrize("app", sorted(FORKED))
 def test_forked_workers_that_work_run_jemallocs_background_thread(soak, app):
-    result, _, _ = soak
-    run = run_of(result, app, "jemalloc")
-    working = [process for process in run["processes"] if process["worker"] and process["cpu_ms_while_sampled"] >= WORKED_MS]
-    assert working, run["processes"]
-    assert all(process["background_thread"] for process in working), run["processes"]
+    result, _, _, _ = soak
+    processes = run_of(result, app, "jemalloc").figures.processes
+    working = [process for process in processes if process.worker and process.cpu_ms_while_sampled >= WORKED_MS]
+    assert working, processes
+    assert all(process.background_thread for process in working), processes
 
 
 def test_the_fork_exec_cost_is_measured(soak):
-    figures = soak[0]["fork_exec"]["figures"]
+    figures = soak[0].fork_exec.figures
+    recorded = soak[3]["fork_exec"]["figures"]
     for kind in ("wall_seconds", "cpu_seconds"):
-        assert figures[kind]["restart"] > 0 and figures[kind]["no-restart"] > 0
-        assert figures[kind]["ratio"] == figures[kind]["restart"] / figures[kind]["no-restart"]
+        assert figures[kind].restart > 0 and figures[kind].no_restart > 0
+        assert recorded[kind]["ratio"] == recorded[kind]["restart"] / recorded[kind]["no-restart"]
+        assert (recorded[kind]["restart"], recorded[kind]["no-restart"]) == (figures[kind].restart,
+                                                                             figures[kind].no_restart)
 
 
 def test_the_terminal_shows_each_apps_tables_and_a_chart_is_drawn(soak):
-    result, stdout, path = soak
+    _, stdout, path, _ = soak
     for app in APPS:
         assert f"{app} (" in stdout
     for heading in ("workers/512 MB", "R14 s", "slope MiB/min", "CPU/job", "fork+exec"):

@@ -89,14 +89,21 @@ class Redis:
         return int(value) if value else 0
 
 
-class SidekiqTarget:
-    """Jobs pushed as Sidekiq's client does: a JSON payload on the list queue:default."""
+class RedisTarget:
+    """A worker app fed through Redis; the app counts the jobs it has done in bench:done."""
 
     mix = "worker"
 
     def __init__(self, options):
         self.redis = Redis()
         self.redis.call("DEL", "bench:done")
+
+    def done(self):
+        return self.redis.count("bench:done")
+
+
+class SidekiqTarget(RedisTarget):
+    """Jobs pushed as Sidekiq's client does: a JSON payload on the list queue:default."""
 
     def ready(self):
         # Each running Sidekiq process registers itself in the set "processes" (its heartbeat).
@@ -113,20 +120,14 @@ class SidekiqTarget:
     def waiting(self):
         return self.redis.call("LLEN", "queue:default")
 
-    def done(self):
-        return self.redis.count("bench:done")
 
-
-class CeleryTarget:
+class CeleryTarget(RedisTarget):
     """Tasks sent with Celery's own client to the Redis broker."""
-
-    mix = "worker"
 
     def __init__(self, options):
         from celery import Celery
 
-        self.redis = Redis()
-        self.redis.call("DEL", "bench:done")
+        super().__init__(options)
         self.app = Celery("feeder", broker="redis://127.0.0.1:%d/0" % REDIS_PORT)
 
     def ready(self):
@@ -138,9 +139,6 @@ class CeleryTarget:
 
     def waiting(self):
         return self.redis.call("LLEN", "celery")
-
-    def done(self):
-        return self.redis.count("bench:done")
 
 
 class HttpTarget:

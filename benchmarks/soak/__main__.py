@@ -9,90 +9,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
-import os
-import platform
-import re
-import shlex
 import shutil
-import signal
 import sys
-import time
-from pathlib import Path
 
 from harness import images
-from harness.demo import FIXTURES
-from harness.docker import DockerError
-from harness.paths import REPO
-from harness.stacks import selected_stacks
-from stack_image import ImageError, run_image_with
+from harness.stacks import Stack
+from stack_image import run_image_with
+
+from common import cli
+from common.cli import Clock, Machine, say
+from common.configs import is_malloc_conf, names
 
 from . import report
 from .analysis import summarize
 from .apps import APPS, PACKAGES
-from .configs import BASELINE, CONFIGS, DYNO_SIZES, SIZES, candidate
-from .runner import RunError, Slot, compile_builds, run_batch, say, source_app
-
-DEFAULT_OUTPUT = REPO / "benchmark-results"
-# Each measurement is a fresh bash, which reads JEMALLOC_BACKGROUND_THREAD_AFTER_FORK when
-# jemalloc starts in it; the two kinds alternate so that the machine's noise hits both. Each
-# prints its wall time (microseconds) and `times` (CPU time of the shell and its commands).
-FORK_EXEC_SCRIPT = r"""
-loop() {
-  s=$(date +%s%N); for i in $(seq 500); do /bin/true; done; e=$(date +%s%N)
-  times >"/tmp/times.$$"
-  echo "$(( (e - s) / 1000 )) $(tr '\n' ' ' <"/tmp/times.$$")"
-}
-export -f loop
-for round in $(seq "$1"); do
-  echo "restart $(bash -c loop)"
-  echo "no-restart $(JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false bash -c loop)"
-done
-"""
+from .configs import BASELINE, CONFIGS, DYNO_SIZES, SIZES, Config, Size, candidate
+from .forkexec import fork_exec_cost
+from .results import SoakParameters, SoakResult
+from .runner import Slot, compile_builds, run_batch, source_app
 
 
-def _seconds(text: str) -> float:
-    minutes, _, seconds = text.rstrip("s").partition("m")
-    return int(minutes) * 60 + float(seconds)
-
-
-def fork_exec_cost(app, slug, rounds: int) -> tuple[dict, list[str]]:
-    """A bash loop of 500 external commands on the default build, with the background thread
-    restarted in forked children (the default) and without (JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false)."""
-    script = f"set -- {rounds}\n{FORK_EXEC_SCRIPT}"
-    result = app.run(slug, script, {"JEMALLOC_ENABLED": "true"}, process_type="run", timeout=900)
-    if result.returncode != 0:
-        raise RunError(f"the fork+exec measurement failed:\n{result.output[-2000:]}")
-    wall: dict[str, list[float]] = {"restart": [], "no-restart": []}
-    cpu: dict[str, list[float]] = {"restart": [], "no-restart": []}
-    for line in result.stdout.splitlines():
-        fields = line.split()
-        # name, wall microseconds, then `times`: shell user, shell sys, children user, children sys.
-        if len(fields) == 6 and fields[0] in wall:
-            wall[fields[0]].append(int(fields[1]) / 1e6)
-            cpu[fields[0]].append(sum(_seconds(field) for field in fields[2:]))
-    if not all(wall.values()):
-        raise RunError(f"the fork+exec measurement printed no times:\n{result.output[-2000:]}")
-
-    def median(values):
-        return sorted(values)[len(values) // 2]
-
-    figures = {kind: {name: median(values) for name, values in times.items()}
-               for kind, times in (("wall_seconds", wall), ("cpu_seconds", cpu))}
-    for kind in figures:
-        figures[kind]["ratio"] = figures[kind]["restart"] / figures[kind]["no-restart"]
-    lines = [f"500 external commands from bash, median of {len(wall['restart'])}: "
-             f"{figures['wall_seconds']['restart']:.2f} s wall and {figures['cpu_seconds']['restart']:.2f} s CPU with "
-             f"the background thread restarted after fork, {figures['wall_seconds']['no-restart']:.2f} s and "
-             f"{figures['cpu_seconds']['no-restart']:.2f} s with JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false: "
-             f"ratio {figures['wall_seconds']['ratio']:.3f} wall, {figures['cpu_seconds']['ratio']:.3f} CPU"]
-    return {"figures": figures, "wall_seconds": wall, "cpu_seconds": cpu}, lines
-
-
-def benchmark_stack(stack, apps, configs, size, options, command) -> dict:
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-    started = time.monotonic()
+def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: Size,
+                    options: argparse.Namespace, command: str) -> SoakResult | None:
+    """The soak benchmark of STACK (None with --fork-exec-only, which only prints its figures)."""
+    clock = Clock()
     say(f"== {stack.name}: images")
     stack_images = images.ensure(stack)
     image = run_image_with(stack_images, "soak", PACKAGES, say)
@@ -105,11 +45,11 @@ def benchmark_stack(stack, apps, configs, size, options, command) -> dict:
         builds = compile_builds(app, options.version, needed)
         slugs = {name: app.slug(build) for name, build in builds.items()}
         say(f"== {stack.name}: fork+exec cost of the background thread restart")
-        fork_exec, fork_exec_lines = fork_exec_cost(app, slugs["default"], size.fork_exec_rounds)
-        for line in fork_exec_lines:
+        fork_exec = fork_exec_cost(app, slugs["default"], size.fork_exec_rounds)
+        for line in fork_exec.lines():
             say(f"   {line}")
         if options.fork_exec_only:
-            return {"stack": stack.name, "fork_exec": fork_exec, "fork_exec_lines": fork_exec_lines}
+            return None
         batches = [[Slot(APPS[name], config) for config in configs] for name in apps]
         # Slots of several apps share a batch when the concurrency allows (the smoke size).
         flat = [slot for batch in batches for slot in batch]
@@ -117,54 +57,60 @@ def benchmark_stack(stack, apps, configs, size, options, command) -> dict:
         for round_number in range(size.repetitions):
             for first in range(0, len(flat), per_batch):
                 batch = [Slot(slot.app, slot.config) for slot in flat[first:first + per_batch]]
-                names = ", ".join(f"{slot.app.name}/{slot.config.name}" for slot in batch)
-                say(f"== {stack.name}: round {round_number + 1}/{size.repetitions}: {names} "
+                labels = ", ".join(f"{slot.app.name}/{slot.config.name}" for slot in batch)
+                say(f"== {stack.name}: round {round_number + 1}/{size.repetitions}: {labels} "
                     f"({size.load_seconds / 60:g} min load + {size.idle_seconds} s idle)")
-                results = run_batch(batch, app, slugs, image, size, options.seed, options.quota, round_number)
-                for result in results:
-                    runs.append(result)
-                    if result.get("killed"):
-                        say(f"   {result['app']:<15} {result['config']:<28} KILLED "
-                            f"({'out of memory at twice the quota: R15' if result['oom_killed'] else 'exited'})")
+                for run in run_batch(batch, app, slugs, image, size, options.seed, options.quota, round_number):
+                    runs.append(run)
+                    if run.killed:
+                        say(f"   {run.app:<15} {run.config:<28} KILLED "
+                            f"({'out of memory at twice the quota: R15' if run.oom_killed else 'exited'})")
                         continue
-                    say(f"   {result['app']:<15} {result['config']:<28} steady {result['steady_pss'] / 2**20:6.0f} MiB"
-                        f"  peak {result['peak_pss'] / 2**20:6.0f}  after idle {result['after_idle_pss'] / 2**20:6.0f}"
-                        f"  slope {result['slope_mib_per_min'] or 0:+6.2f} MiB/min  R14 {result['r14_seconds']:5.0f} s"
-                        f"  workers/dyno {result['workers_fit']}  jobs {result['jobs_done']}")
+                    figures = run.figures
+                    say(f"   {run.app:<15} {run.config:<28} steady {figures.steady_pss / 2**20:6.0f} MiB"
+                        f"  peak {figures.peak_pss / 2**20:6.0f}  after idle {figures.after_idle_pss / 2**20:6.0f}"
+                        f"  slope {figures.slope_mib_per_min or 0:+6.2f} MiB/min  R14 {figures.r14_seconds:5.0f} s"
+                        f"  workers/dyno {figures.workers_fit}  jobs {figures.jobs_done}")
     finally:
         app.cleanup()
         shutil.rmtree(source_root, ignore_errors=True)
-    config_names = [config.name for config in configs]
-    return {
-        "benchmark": "soak",
-        "stack": stack.name,
-        "command": command,
-        "started": started_at.isoformat(timespec="seconds"),
-        "timestamp": started_at.strftime("%Y%m%dT%H%M%SZ"),
-        "total_seconds": round(time.monotonic() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "jemalloc_version": options.version,
-        "image": image,
-        "parameters": {"load_seconds": size.load_seconds, "idle_seconds": size.idle_seconds,
-                       "repetitions": size.repetitions, "rates": list(size.rates), "seed": options.seed,
-                       "quota_mib": options.quota, "size": options.size},
-        "apps": {name: APPS[name].about for name in apps},
-        "configs": {config.name: {"env": config.env, "about": config.about, "build": config.build}
-                    for config in configs},
-        "fork_exec": fork_exec,
-        "fork_exec_lines": fork_exec_lines,
-        "summary": summarize(runs, apps, config_names, BASELINE),
-        "runs": runs,
-    }
+    return SoakResult(
+        **cli.header(clock, stack, command, Machine.here()),
+        jemalloc_version=options.version,
+        image=image,
+        parameters=SoakParameters(size.load_seconds, size.idle_seconds, size.repetitions, size.rates, options.seed,
+                                  options.quota, options.size),
+        apps={name: APPS[name].about for name in apps},
+        configs=configs,
+        fork_exec=fork_exec,
+        summary=summarize(runs, apps, [config.name for config in configs], BASELINE),
+        runs=runs,
+    )
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="benchmarks/run",
-        description="Real worker apps (Sidekiq, puma cluster, Celery prefork and threads) in dyno-sized containers "
-                    "under steady load, per allocator config.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="configs:\n" + "\n".join(f"  {config.name:<40} {config.about}" for config in CONFIGS.values())
+def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
+    """The result's JSON file, Markdown and chart, and its tables on the terminal."""
+    if result is None:
+        return
+    base = options.output_dir / f"{result.timestamp}-{result.stack}-soak"
+    json_path = base.with_suffix(".json")
+    cli.write_json(json_path, result.to_json())
+    charted = report.chart(result, base.with_suffix(".png"))
+    base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
+    say(f"\n== {result.stack}: {result.total_seconds / 60:.0f} min in all")
+    for line in result.fork_exec.lines():
+        say(f"   fork+exec: {line}")
+    say("")
+    say(report.tables(result, report.text_table))
+    say(f"\n   results: {json_path} (and .md{', .png' if charted else ''})")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = cli.parser(
+        "benchmarks/run",
+        "Real worker apps (Sidekiq, puma cluster, Celery prefork and threads) in dyno-sized containers "
+        "under steady load, per allocator config.",
+        "configs:\n" + "\n".join(f"  {config.name:<40} {config.about}" for config in CONFIGS.values())
                + "\n  jemalloc+CONF                            --malloc-conf CONF: MALLOC_CONF=CONF on the default build"
                + "\n\napps:\n" + "\n".join(f"  {app.name:<16} {app.about}" for app in APPS.values())
                + "\n\nsizes:\n" + "\n".join(
@@ -172,20 +118,18 @@ def parse_args(argv):
                    f"round(s), {size.concurrency} dynos at once, configs {','.join(size.configs)}"
                    for name, size in SIZES.items()),
     )
-    parser.add_argument("--stack", default="heroku-24", help="comma-separated stacks (default: heroku-24)")
+    cli.add_stack_option(parser)
     parser.add_argument("--size", choices=SIZES, default="default")
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated apps (default: all)")
     parser.add_argument("--configs", help="comma-separated configs (default: the size's)")
-    parser.add_argument("--malloc-conf", action="append", default=[], metavar="CONF",
-                        help="one more config, jemalloc+CONF: MALLOC_CONF=CONF on the default build (repeatable)")
+    cli.add_malloc_conf_option(parser, "one more config, jemalloc+CONF: MALLOC_CONF=CONF on the default build "
+                                       "(repeatable)")
     parser.add_argument("--minutes", type=float, help="minutes of load (overrides the size)")
     parser.add_argument("--repetitions", type=int, help="rounds (overrides the size)")
     parser.add_argument("--concurrency", type=int, help="dynos at once (overrides the size)")
     parser.add_argument("--dyno", choices=DYNO_SIZES, default="standard-1x", help="dyno size: its memory quota")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--version", default="5.3.0", choices=sorted(FIXTURES),
-                        help="JEMALLOC_VERSION, built from the offline fixtures (default 5.3.0)")
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
+    cli.add_seed_option(parser)
+    cli.add_output_options(parser)
     parser.add_argument("--fork-exec-rounds", type=int,
                         help="alternations of the fork+exec measurement (overrides the size's)")
     parser.add_argument("--fork-exec-only", action="store_true",
@@ -195,9 +139,8 @@ def parse_args(argv):
     return options
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     size = SIZES[options.size]
     size = dataclasses.replace(
         size,
@@ -205,51 +148,34 @@ def main(argv=None) -> int:
         repetitions=options.repetitions or size.repetitions,
         fork_exec_rounds=options.fork_exec_rounds or size.fork_exec_rounds,
     )
-    try:
-        stacks = selected_stacks(options.stack)
-    except ValueError as error:
-        say(str(error))
+    stacks = cli.stacks_of(options.stack)
+    if stacks is None:
         return 2
-    apps = [name.strip() for name in options.apps.split(",") if name.strip()]
+    apps = names(options.apps)
     if not apps or any(name not in APPS for name in apps):
         say(f"--apps takes a comma-separated list of: {', '.join(APPS)}")
         return 2
-    names = [name.strip() for name in (options.configs or ",".join(size.configs)).split(",") if name.strip()]
+    config_names = names(options.configs or ",".join(size.configs))
     configs = []
-    for name in names:
+    for name in config_names:
         if name not in CONFIGS:
             say(f"unknown config {name!r}; known: {', '.join(CONFIGS)} (or give --malloc-conf CONF)")
             return 2
         configs.append(CONFIGS[name])
     for conf in options.malloc_conf:
-        if not re.fullmatch(r"[a-z_]+:[^,\s]+(,[a-z_]+:[^,\s]+)*", conf):
+        if not is_malloc_conf(conf):
             say(f"--malloc-conf {conf!r} is not KEY:VALUE[,KEY:VALUE...]")
             return 2
         configs.append(candidate(conf))
-    if BASELINE not in names:
+    if BASELINE not in config_names:
         configs.insert(0, CONFIGS[BASELINE])
-    command = "benchmarks/run" + "".join(f" {shlex.quote(arg)}" for arg in (sys.argv[1:] if argv is None else argv))
+    command = cli.command_line("benchmarks/run", argv)
     options.output_dir.mkdir(parents=True, exist_ok=True)
-    for stack in stacks:
-        try:
-            result = benchmark_stack(stack, apps, configs, size, options, command)
-        except (RunError, DockerError, ImageError, images.ImageBuildError) as error:
-            say(f"\nFAILED on {stack.name}: {error}")
-            return 1
-        if options.fork_exec_only:
-            continue
-        base = options.output_dir / f"{result['timestamp']}-{stack.name}-soak"
-        json_path = base.with_suffix(".json")
-        json_path.write_text(json.dumps(result, indent=1) + "\n")
-        charted = report.chart(result, base.with_suffix(".png"))
-        base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
-        say(f"\n== {stack.name}: {result['total_seconds'] / 60:.0f} min in all")
-        for line in result["fork_exec_lines"]:
-            say(f"   fork+exec: {line}")
-        say("")
-        say(report.tables(result, report.text_table))
-        say(f"\n   results: {json_path} (and .md{', .png' if charted else ''})")
-    return 0
+    return cli.run_stacks(
+        stacks,
+        lambda stack: benchmark_stack(stack, apps, configs, size, options, command),
+        lambda stack, result: publish(result, options),
+    )
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 import statistics
 
+from common.configs import MIB
+from common.stats import spread
+
+from .results import ConfigFigures, ProcessFigures, RunFigures, SoakRun, Summary
 from .sampler import DynoSampler
 
-MIB = 1024 * 1024
 CHECKPOINT_MINUTES = (1, 3, 5, 10, 30)
 SHELLS = {"bash", "sh", "dash"}
 
@@ -41,7 +44,7 @@ def workers(sampler: DynoSampler) -> tuple[list, list]:
     return leaves, rest
 
 
-def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds: float) -> dict:
+def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds: float) -> RunFigures:
     started = events["started"]["time"]
     load_ended = events["load_ended"]["time"]
     drained = events["drained"]["time"]
@@ -79,34 +82,33 @@ def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds
                      for sample in samples), default=0)
     fit = math.floor((quota - base_peak) / worker_peak) if worker_peak else 0
 
-    return {
-        "series": series,
-        "start_pss": samples[0].pss,
-        "checkpoints": checkpoints,
-        "peak_pss": max(pss for _, pss, _ in series),
-        "peak_rss": max(rss for _, _, rss in series),
-        "steady_pss": statistics.fmean(pss for _, pss in second_half) if second_half else None,
-        "slope_mib_per_min": slope_per_minute(second_half),
-        "after_idle_pss": statistics.fmean(idle_tail) if idle_tail else None,
-        "r14_seconds": round(over, 1),
-        "r15": max(pss for _, pss, _ in series) > 2 * quota,
-        "jobs_done": done,
-        "jobs_sent": events["summary"]["sent"],
-        "stalled_seconds": events["summary"].get("stalled_seconds"),
-        "cpu_seconds": cpu_seconds,
-        "cpu_ms_per_job": cpu_seconds * 1000 / done if cpu_seconds is not None and done else None,
-        "workers": len(worker_records),
-        "worker_peak_pss": worker_peak,
-        "base_peak_pss": base_peak,
-        "workers_fit": fit,
-        "processes": [
-            {"pid": record.pid, "ppid": record.ppid, "comm": record.comm, "cmdline": record.cmdline[:200],
-             "mapped": record.mapped, "background_thread": record.background_thread,
-             "peak_pss": record.peak_pss, "peak_rss": record.peak_rss, "worker": record in worker_records,
-             "cpu_ms_while_sampled": record.cpu_ms - record.first_cpu_ms}
+    return RunFigures(
+        series=series,
+        start_pss=samples[0].pss,
+        checkpoints=checkpoints,
+        peak_pss=max(pss for _, pss, _ in series),
+        peak_rss=max(rss for _, _, rss in series),
+        steady_pss=statistics.fmean(pss for _, pss in second_half) if second_half else None,
+        slope_mib_per_min=slope_per_minute(second_half),
+        after_idle_pss=statistics.fmean(idle_tail) if idle_tail else None,
+        r14_seconds=round(over, 1),
+        r15=max(pss for _, pss, _ in series) > 2 * quota,
+        jobs_done=done,
+        jobs_sent=events["summary"]["sent"],
+        stalled_seconds=events["summary"].get("stalled_seconds"),
+        cpu_seconds=cpu_seconds,
+        cpu_ms_per_job=cpu_seconds * 1000 / done if cpu_seconds is not None and done else None,
+        workers=len(worker_records),
+        worker_peak_pss=worker_peak,
+        base_peak_pss=base_peak,
+        workers_fit=fit,
+        processes=[
+            ProcessFigures(record.pid, record.ppid, record.comm, record.cmdline[:200], record.mapped,
+                           record.background_thread, record.peak_pss, record.peak_rss,
+                           worker=record in worker_records, cpu_ms_while_sampled=record.cpu_ms - record.first_cpu_ms)
             for record in sorted(worker_records + other_records, key=lambda record: record.pid)
         ],
-    }
+    )
 
 
 # (figure, heading, divisor, decimals, lower is better)
@@ -123,39 +125,33 @@ FIGURES = [
 RATIOS = ["steady_pss", "peak_pss", "after_idle_pss", "cpu_ms_per_job"]
 
 
-def spread(values: list) -> dict | None:
-    values = [value for value in values if value is not None]
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
-
-
-def summarize(runs: list[dict], apps: list[str], configs: list[str], baseline: str) -> dict:
+def summarize(runs: list[SoakRun], apps: list[str], configs: list[str], baseline: str) -> Summary:
     """Per app and config: each figure's median [min-max] over the rounds, and its ratio to the
     baseline config of the same round."""
     summary = {}
     for app in apps:
         per_config = {}
-        baseline_runs = {run["round"]: run for run in runs
-                         if run["app"] == app and run["config"] == baseline and not run.get("killed")}
+        baseline_runs = {run.round: run.figures for run in runs
+                         if run.app == app and run.config == baseline and not run.killed}
         for config in configs:
-            every = [run for run in runs if run["app"] == app and run["config"] == config]
+            every = [run for run in runs if run.app == app and run.config == config]
             if not every:
                 continue
             # A dyno killed at twice its quota (R15) has no other figure.
-            mine = [run for run in every if not run.get("killed")]
-            figures = {name: spread([run[name] for run in mine]) for name, *_ in FIGURES}
-            figures["checkpoints"] = {key: spread([run["checkpoints"].get(key) for run in mine])
-                                      for key in (mine[0]["checkpoints"] if mine else {})}
-            figures["r15_runs"] = sum(1 for run in every if run.get("killed") or run["r15"])
+            mine = [(run.round, run.figures) for run in every if not run.killed]
             ratios = {}
             for name in RATIOS:
-                paired = [run[name] / baseline_runs[run["round"]][name] for run in mine
-                          if run["round"] in baseline_runs and run[name] is not None
-                          and baseline_runs[run["round"]][name]]
-                ratios[name] = spread(paired)
-            figures["ratio"] = ratios
-            figures["rounds"] = len(every)
-            per_config[config] = figures
+                ratios[name] = spread([figures.figure(name) / baseline_runs[round_number].figure(name)
+                                       for round_number, figures in mine
+                                       if round_number in baseline_runs and figures.figure(name) is not None
+                                       and baseline_runs[round_number].figure(name)])
+            per_config[config] = ConfigFigures(
+                figures={name: spread([figures.figure(name) for _, figures in mine]) for name, *_ in FIGURES},
+                checkpoints={key: spread([figures.checkpoints.get(key) for _, figures in mine])
+                             for key in (mine[0][1].checkpoints if mine else {})},
+                r15_runs=sum(1 for run in every if run.killed or run.figures.r15),
+                ratio=ratios,
+                rounds=len(every),
+            )
         summary[app] = per_config
     return summary

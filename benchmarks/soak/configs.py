@@ -4,36 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
-BASELINE = "glibc"
+from common.configs import (ARENA2, BASELINE, GLIBC, JEMALLOC, JEMALLOC_STOCK, LIBRARY, Config,
+                            candidate as _candidate)
 
-
-@dataclass(frozen=True)
-class Config:
-    name: str
-    env: dict
-    jemalloc: bool
-    about: str
-    # "default": the buildpack's default build (its compiled-in tuning); "stock": the build with
-    # JEMALLOC_TUNING=none, jemalloc's own defaults.
-    build: str = "default"
+__all__ = ["BASELINE", "CONFIGS", "Config", "DYNO_SIZES", "LIBRARY", "SIZES", "Size", "candidate"]
 
 
 def candidate(malloc_conf: str) -> Config:
     """The buildpack's default with MALLOC_CONF on top: each key overrides its compiled-in namesake."""
-    return Config(f"jemalloc+{malloc_conf}", {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": malloc_conf}, True,
-                  f"JEMALLOC_ENABLED=true and MALLOC_CONF={malloc_conf} on the default build")
+    return _candidate(f"jemalloc+{malloc_conf}", malloc_conf, "default",
+                      f"JEMALLOC_ENABLED=true and MALLOC_CONF={malloc_conf} on the default build")
 
 
-MAIN = [
-    Config("glibc", {}, False, "glibc malloc with its defaults (JEMALLOC_ENABLED and MALLOC_ARENA_MAX unset)"),
-    Config("arena2", {"MALLOC_ARENA_MAX": "2"}, False,
-           "glibc malloc with MALLOC_ARENA_MAX=2, what Heroku sets for Ruby apps"),
-    Config("jemalloc-stock", {"JEMALLOC_ENABLED": "true"}, True,
-           "JEMALLOC_ENABLED=true on a JEMALLOC_TUNING=none build: jemalloc's own defaults", "stock"),
-    Config("jemalloc", {"JEMALLOC_ENABLED": "true"}, True,
-           "JEMALLOC_ENABLED=true: the buildpack's default build and settings"),
-]
+MAIN = [GLIBC, ARENA2, JEMALLOC_STOCK, JEMALLOC]
 # What other buildpacks and guides ship, each on top of the buildpack's default.
 CANDIDATES = [candidate(conf) for conf in
               ("thp:never", "muzzy_decay_ms:0", "narenas:1", "tcache_max:1024", "dirty_decay_ms:500")]

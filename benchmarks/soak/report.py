@@ -2,77 +2,64 @@
 
 from __future__ import annotations
 
-from .analysis import CHECKPOINT_MINUTES, FIGURES, MIB
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from common.configs import MIB
+from common.tables import Render, cell, markdown_table, text_table
+
+from .analysis import CHECKPOINT_MINUTES, FIGURES
+from .results import ConfigFigures, SoakResult
+
+__all__ = ["chart", "markdown", "tables", "text_table"]
 
 
-def _value(figure: dict | None, divisor: float = 1, decimals: int = 0, ranges: bool = True) -> str:
-    if figure is None:
-        return "-"
-    median = figure["median"] / divisor
-    if figure["n"] == 1 or not ranges:
-        return f"{median:.{decimals}f}"
-    return f"{median:.{decimals}f} [{figure['min'] / divisor:.{decimals}f}-{figure['max'] / divisor:.{decimals}f}]"
-
-
-def text_table(headings: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(row[column]) for row in [headings, *rows]) for column in range(len(headings))]
-    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in [headings, *rows]]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def markdown_table(headings: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headings) + " |", "|" + "|".join("---" for _ in headings) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def headline(per_config: dict, quota_mib: int, render) -> str:
+def headline(per_config: dict[str, ConfigFigures], quota_mib: int, render: Render) -> str:
     """Heroku's view of one app: workers per dyno, R14, and memory and CPU against glibc."""
     headings = ["config", f"workers/{quota_mib} MB", "R14 s", "R15", "steady", "peak", "after idle",
                 "slope MiB/min", "CPU/job"]
     rows = []
     for name, figures in per_config.items():
-        ratio = figures["ratio"]
+        ratio = figures.ratio
         rows.append([
             name,
-            _value(figures["workers_fit"], ranges=False),
-            _value(figures["r14_seconds"], ranges=False),
-            f"{figures['r15_runs']}/{figures['rounds']}" if figures["r15_runs"] else "no",
-            _value(ratio["steady_pss"], decimals=2, ranges=False),
-            _value(ratio["peak_pss"], decimals=2, ranges=False),
-            _value(ratio["after_idle_pss"], decimals=2, ranges=False),
-            _value(figures["slope_mib_per_min"], decimals=2, ranges=False),
-            _value(ratio["cpu_ms_per_job"], decimals=2, ranges=False),
+            cell(figures.figures["workers_fit"], ranges=False),
+            cell(figures.figures["r14_seconds"], ranges=False),
+            f"{figures.r15_runs}/{figures.rounds}" if figures.r15_runs else "no",
+            cell(ratio["steady_pss"], decimals=2, ranges=False),
+            cell(ratio["peak_pss"], decimals=2, ranges=False),
+            cell(ratio["after_idle_pss"], decimals=2, ranges=False),
+            cell(figures.figures["slope_mib_per_min"], decimals=2, ranges=False),
+            cell(ratio["cpu_ms_per_job"], decimals=2, ranges=False),
         ])
     return render(headings, rows)
 
 
-def details(per_config: dict, render) -> str:
+def details(per_config: dict[str, ConfigFigures], render: Render) -> str:
     minutes = [f"{minute}min" for minute in CHECKPOINT_MINUTES
-               if any(f"{minute}min" in figures["checkpoints"] for figures in per_config.values())]
+               if any(f"{minute}min" in figures.checkpoints for figures in per_config.values())]
     headings = ["config", *(f"{minute} MiB" for minute in minutes), *(heading for _, heading, *_ in FIGURES)]
     rows = []
     for name, figures in per_config.items():
         rows.append([
             name,
-            *(_value(figures["checkpoints"].get(minute), MIB) for minute in minutes),
-            *(_value(figures[key], divisor, decimals) for key, _, divisor, decimals in FIGURES),
+            *(cell(figures.checkpoints.get(minute), MIB) for minute in minutes),
+            *(cell(figures.figures[key], divisor, decimals) for key, _, divisor, decimals in FIGURES),
         ])
     return render(headings, rows)
 
 
-def _apps(result: dict):
-    for app, per_config in result["summary"].items():
+def _apps(result: SoakResult) -> Iterator[tuple[str, dict[str, ConfigFigures]]]:
+    for app, per_config in result.summary.items():
         if per_config:
             yield app, per_config
 
 
-def tables(result: dict, render, title=lambda text: text) -> str:
+def tables(result: SoakResult, render: Render, title: Callable[[str], str] = lambda text: text) -> str:
     parts = []
-    quota = result["parameters"]["quota_mib"]
+    quota = result.parameters.quota_mib
     for app, per_config in _apps(result):
-        about = result["apps"][app]
+        about = result.apps[app]
         parts.append(title(f"{app} ({about}): ratios to glibc, median of the rounds") + "\n\n"
                      + headline(per_config, quota, render))
         parts.append(title(f"{app}: dyno memory (PSS) and work, median [min-max]") + "\n\n"
@@ -80,28 +67,28 @@ def tables(result: dict, render, title=lambda text: text) -> str:
     return "\n\n".join(parts)
 
 
-def markdown(result: dict, chart_name: str | None = None) -> str:
+def markdown(result: SoakResult, chart_name: str | None = None) -> str:
     """The run for a README: what ran, the chart, each app's headline table, then (folded) its
     figures in MiB. The README's results are this file as the benchmark wrote it."""
-    parameters = result["parameters"]
-    quota = parameters["quota_mib"]
+    parameters = result.parameters
+    quota = parameters.quota_mib
     lines = [
-        f"#### {result['stack']}",
+        f"#### {result.stack}",
         "",
-        f"`{result['command']}`, {result['started'][:10]}, {result['total_seconds'] / 60:.0f} min; "
-        f"{parameters['load_seconds'] / 60:g} min of load then {parameters['idle_seconds']} s idle, "
-        f"{parameters['repetitions']} round(s), seed {parameters['seed']}, rates {parameters['rates'][0]} jobs/s "
-        f"(workers) and {parameters['rates'][1]} requests/s (puma); {quota} MB dynos "
-        f"(limit {2 * quota} MB); {result['machine']['cpus']} CPUs; jemalloc "
-        f"{result['jemalloc_version']}.",
+        f"`{result.command}`, {result.started[:10]}, {result.total_seconds / 60:.0f} min; "
+        f"{parameters.load_seconds / 60:g} min of load then {parameters.idle_seconds} s idle, "
+        f"{parameters.repetitions} round(s), seed {parameters.seed}, rates {parameters.rates[0]} jobs/s "
+        f"(workers) and {parameters.rates[1]} requests/s (puma); {quota} MB dynos "
+        f"(limit {2 * quota} MB); {result.machine.cpus} CPUs; jemalloc "
+        f"{result.jemalloc_version}.",
         "",
-        *(f"- fork+exec: {line}" for line in result.get("fork_exec_lines", [])),
+        *(f"- fork+exec: {line}" for line in result.fork_exec.lines()),
         "",
     ]
     if chart_name:
-        lines += [f"![{result['stack']}: dyno memory over time, first round]({chart_name})", ""]
+        lines += [f"![{result.stack}: dyno memory over time, first round]({chart_name})", ""]
     for app, per_config in _apps(result):
-        lines += [f"**{app}** ({result['apps'][app]}): ratios to glibc, median of the rounds", "",
+        lines += [f"**{app}** ({result.apps[app]}): ratios to glibc, median of the rounds", "",
                   headline(per_config, quota, markdown_table), ""]
     lines += ["<details><summary>Dyno memory (PSS) in MiB and work, median [min-max] of the rounds</summary>", ""]
     for app, per_config in _apps(result):
@@ -110,7 +97,7 @@ def markdown(result: dict, chart_name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(result: dict, path) -> bool:
+def chart(result: SoakResult, path: Path) -> bool:
     """Dyno memory over time, one panel per app, one line per config (the first round)."""
     try:
         import matplotlib
@@ -119,17 +106,18 @@ def chart(result: dict, path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    apps = [app for app, per_config in result["summary"].items() if per_config]
+    apps = [app for app, per_config in result.summary.items() if per_config]
     figure, axes = plt.subplots(len(apps), 1, figsize=(9, 3.2 * len(apps)), squeeze=False)
-    quota = result["parameters"]["quota_mib"]
+    quota = result.parameters.quota_mib
     for axis, app in zip(axes[:, 0], apps):
-        for run in result["runs"]:
-            if run["app"] == app and run["round"] == 0 and not run.get("killed"):
-                minutes = [t / 60 for t, _, _ in run["series"]]
-                axis.plot(minutes, [pss / MIB for _, pss, _ in run["series"]], label=run["config"], linewidth=1.2)
+        for run in result.runs:
+            if run.app == app and run.round == 0 and not run.killed:
+                series = run.figures.series
+                axis.plot([t / 60 for t, _, _ in series], [pss / MIB for _, pss, _ in series], label=run.config,
+                          linewidth=1.2)
         axis.axhline(quota, color="black", linestyle="--", linewidth=0.8, label=f"quota {quota} MB")
-        axis.axvline(result["parameters"]["load_seconds"] / 60, color="grey", linestyle=":", linewidth=0.8)
-        axis.set_title(f"{result['stack']}: {app} ({result['apps'][app]})", fontsize=10)
+        axis.axvline(result.parameters.load_seconds / 60, color="grey", linestyle=":", linewidth=0.8)
+        axis.set_title(f"{result.stack}: {app} ({result.apps[app]})", fontsize=10)
         axis.set_ylabel("dyno PSS (MiB)")
         axis.set_ylim(bottom=0)
         axis.legend(fontsize=7, loc="upper left")

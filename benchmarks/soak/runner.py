@@ -21,14 +21,17 @@ from pathlib import Path
 
 from harness.app import App, Build
 from harness.docker import LABEL, docker, remove_container
+from harness.images import StackImages
 from harness.paths import REPO
-from harness.sources import SourceServer
-from harness.demo import FIXTURES
-from harness.images import StackImages, buildpack_image
+
+from common.cli import say
+from common.compile import fixture_config, timed_compile
+from common.errors import BenchmarkError
 
 from .analysis import run_figures
 from .apps import APPS, PACKAGES, REDIS_URL, SOURCE, WEB_PORT, RealApp
 from .configs import Config
+from .results import SoakRun
 from .sampler import DynoSampler
 
 LOAD = REPO / "benchmarks" / "load"
@@ -36,31 +39,17 @@ LOAD_MOUNT = "/bench"
 SAMPLE_SECONDS = 1.0
 
 
-class RunError(RuntimeError):
+class RunError(BenchmarkError):
     pass
-
-
-def say(message: str = "") -> None:
-    print(message, flush=True)
 
 
 def compile_builds(app: App, version: str, builds_needed: set[str]) -> dict[str, Build]:
     """The app compiled with this buildpack: the default build and, if needed, JEMALLOC_TUNING=none."""
-    tarball, checksum = FIXTURES[version]
-    buildpack_image(app.stack_images)
     builds = {}
-    with SourceServer() as server:
-        config = {"JEMALLOC_VERSION": version, "JEMALLOC_SOURCE_URL": server.url(tarball)}
-        if checksum:
-            config["JEMALLOC_CHECKSUM"] = checksum
+    with fixture_config(app, version) as config:
         for name in sorted(builds_needed):
-            extra = {"JEMALLOC_TUNING": "none"} if name == "stock" else {}
-            started = time.monotonic()
-            build = app.compile({**config, **extra})
-            if not build.succeeded:
-                raise RunError(f"compiling the app ({name} build) failed:\n{build.output[-3000:]}")
-            say(f"   {name} build: {time.monotonic() - started:.0f} s")
-            builds[name] = build
+            builds[name], seconds = timed_compile(app, config, name, f"compile of the app ({name} build)")
+            say(f"   {name} build: {seconds:.0f} s")
     return builds
 
 
@@ -140,7 +129,7 @@ def stop_slot(slot: Slot) -> None:
 
 
 def run_batch(slots: list[Slot], app: App, slugs: dict[str, Path], image: str, size, seed: int,
-              quota_mib: int, round_number: int) -> list[dict]:
+              quota_mib: int, round_number: int) -> list[SoakRun]:
     """Boot the slots' dynos, load them all at once, sample them every second; one result per slot."""
     workspace = Path(tempfile.mkdtemp(prefix="jemalloc-soak-"))
     try:
@@ -179,13 +168,13 @@ def _running(container: str) -> bool:
     return result.stdout.strip() == "true"
 
 
-def _result(slot: Slot, size, quota_mib: int, round_number: int) -> dict:
+def _result(slot: Slot, size, quota_mib: int, round_number: int) -> SoakRun:
     label = f"{slot.app.name}/{slot.config.name}"
     if slot.killed:
         oom = docker("inspect", "--format", "{{.State.OOMKilled}}", slot.dyno, check=False).stdout.strip()
         logs = docker("logs", "--tail", "30", slot.dyno, check=False, timeout=30).output
-        return {"app": slot.app.name, "config": slot.config.name, "round": round_number, "killed": True,
-                "oom_killed": oom == "true", "log_tail": logs[-2000:], "feeder": slot.feeder_lines[-10:]}
+        return SoakRun(slot.app.name, slot.config.name, round_number, oom_killed=oom == "true",
+                       log_tail=logs[-2000:], feeder=slot.feeder_lines[-10:])
     missing = [event for event in ("started", "load_ended", "drained", "summary") if event not in slot.events]
     if missing:
         logs = docker("logs", "--tail", "40", slot.dyno, check=False, timeout=30).output
@@ -200,8 +189,8 @@ def _result(slot: Slot, size, quota_mib: int, round_number: int) -> dict:
     if "<jemalloc>" in logs:
         raise RunError(f"{label}: jemalloc complained:\n{logs[-2000:]}")
     figures = run_figures(slot.sampler, slot.events, quota_mib, size.load_seconds)
-    return {"app": slot.app.name, "config": slot.config.name, "round": round_number, "killed": False,
-            **figures, "failures": slot.events["summary"].get("failures", 0)}
+    return SoakRun(slot.app.name, slot.config.name, round_number, figures,
+                   failures=slot.events["summary"].get("failures", 0))
 
 
 def source_app(stack_images: StackImages) -> tuple[App, Path]:
@@ -211,4 +200,4 @@ def source_app(stack_images: StackImages) -> tuple[App, Path]:
     return App(stack_images, source=str(root / "app")), root
 
 
-__all__ = ["APPS", "PACKAGES", "RunError", "Slot", "compile_builds", "run_batch", "source_app", "say"]
+__all__ = ["APPS", "PACKAGES", "RunError", "Slot", "compile_builds", "run_batch", "source_app"]

@@ -200,6 +200,18 @@ def _build_base(stack: Stack, tag: str, key: str) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def commit_image(container: str, tag: str, user: str, label: str, key: str, timeout: float) -> None:
+    """CONTAINER committed as TAG: run as USER (the stack's own), labelled LABEL=KEY, bash its command."""
+    docker(
+        "commit",
+        "--change", f"USER {user}",
+        "--change", f"LABEL {label}={key}",
+        "--change", 'CMD ["/bin/bash"]',
+        container, tag,
+        timeout=timeout,
+    )
+
+
 def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
     log = _log_file(tag)
     parent = local_tag(stack, "base" if kind == "run" else "run")
@@ -224,14 +236,7 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
         if result.returncode != 0:
             tail = "\n".join(result.output.splitlines()[-30:])
             raise ImageBuildError(f"building {tag} failed:\n{tail}\n(full log: {log})")
-        docker(
-            "commit",
-            "--change", f"USER {stack.default_user}",
-            "--change", f"LABEL {KEY_LABEL}={key}",
-            "--change", 'CMD ["/bin/bash"]',
-            container, tag,
-            timeout=10 * 60,
-        )
+        commit_image(container, tag, stack.default_user, KEY_LABEL, key, timeout=10 * 60)
     except DockerError as error:
         raise ImageBuildError(f"building {tag}: {error}") from error
     finally:

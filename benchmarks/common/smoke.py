@@ -1,0 +1,31 @@
+"""The benchmarks as their smoke tests run them (tests/test_benchmark.py, tests/test_soak.py): on
+heroku-24 when it is among the selected stacks, else on the first one, in a subprocess started
+as benchmarks/run and benchmarks/run-synthetic start it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.paths import REPO
+from harness.stacks import selected_stacks
+
+# What benchmarks/run and benchmarks/run-synthetic put on the path: the harness, and benchmarks/.
+PYTHONPATH = f"{REPO / 'tests'}:{REPO / 'benchmarks'}"
+
+
+def smoke_stack(option: str) -> str:
+    """The stack to run a benchmark's smoke size on, of those --stack OPTION selects."""
+    names = [stack.name for stack in selected_stacks(option)]
+    return "heroku-24" if "heroku-24" in names else names[0]
+
+
+def run_benchmark(module: str, stack: str, args: list[str], output_dir: Path,
+                  timeout: float) -> subprocess.CompletedProcess:
+    """`python -m MODULE --stack STACK ARGS --output-dir OUTPUT_DIR` (MODULE: soak or synthetic)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, "--stack", stack, *args, "--output-dir", str(output_dir)],
+        env={**os.environ, "PYTHONPATH": PYTHONPATH}, capture_output=True, text=True, timeout=timeout,
+    )

@@ -1,0 +1,255 @@
+"""The soak benchmark's typed results: a dyno's run and its processes, a config's figures over
+the rounds, the fork+exec cost, and a stack's result. Each writes and reads the JSON keys of the
+results file (`to_json`, `from_json`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from common.cli import StackRun
+from common.configs import Config
+from common.stats import Spread
+
+
+@dataclass
+class ProcessFigures:
+    """One process of a dyno, as the sampler saw it over the run."""
+
+    pid: int
+    ppid: int
+    comm: str
+    cmdline: str
+    # The libjemalloc files it had mapped.
+    mapped: list[str]
+    background_thread: bool | None
+    peak_pss: int
+    peak_rss: int
+    worker: bool
+    cpu_ms_while_sampled: int
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProcessFigures:
+        return cls(**data)
+
+
+@dataclass
+class RunFigures:
+    """The figures of one dyno's run (see analysis.run_figures)."""
+
+    # (seconds since the load started, PSS bytes, RSS bytes), a sample a second.
+    series: list[tuple[float, int, int]]
+    start_pss: int
+    # PSS at "1min", "3min", ... of the load.
+    checkpoints: dict[str, int | None]
+    peak_pss: int
+    peak_rss: int
+    steady_pss: float | None
+    slope_mib_per_min: float | None
+    after_idle_pss: float | None
+    r14_seconds: float
+    r15: bool
+    jobs_done: int
+    jobs_sent: int
+    stalled_seconds: float | None
+    cpu_seconds: float | None
+    cpu_ms_per_job: float | None
+    workers: int
+    worker_peak_pss: int
+    base_peak_pss: int
+    workers_fit: int
+    processes: list[ProcessFigures]
+
+    def figure(self, name: str):
+        return getattr(self, name)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunFigures:
+        names = cls.__dataclass_fields__
+        return cls(**{name: data[name] for name in names if name != "processes"},
+                   processes=[ProcessFigures.from_json(process) for process in data["processes"]])
+
+
+@dataclass
+class SoakRun:
+    """One dyno of a round: its figures, or, for a dyno killed before the end (R15), what it left."""
+
+    app: str
+    config: str
+    round: int
+    figures: RunFigures | None = None
+    failures: int = 0
+    oom_killed: bool = False
+    log_tail: str = ""
+    feeder: list[str] = field(default_factory=list)
+
+    @property
+    def killed(self) -> bool:
+        return self.figures is None
+
+    def to_json(self) -> dict:
+        data = {"app": self.app, "config": self.config, "round": self.round, "killed": self.killed}
+        if self.figures is None:
+            return {**data, "oom_killed": self.oom_killed, "log_tail": self.log_tail, "feeder": self.feeder}
+        return {**data, **self.figures.to_json(), "failures": self.failures}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SoakRun:
+        run = cls(data["app"], data["config"], data["round"])
+        if data["killed"]:
+            run.oom_killed, run.log_tail, run.feeder = data["oom_killed"], data["log_tail"], data["feeder"]
+        else:
+            run.figures, run.failures = RunFigures.from_json(data), data["failures"]
+        return run
+
+
+@dataclass
+class ConfigFigures:
+    """One config's figures for one app over the rounds."""
+
+    # Per figure of analysis.FIGURES: median [min-max] of the rounds (None when no dyno lived).
+    figures: dict[str, Spread | None]
+    checkpoints: dict[str, Spread | None]
+    # Rounds whose dyno went past twice its quota, or was killed.
+    r15_runs: int
+    # Per figure of analysis.RATIOS: the ratio to the baseline config in the same round.
+    ratio: dict[str, Spread | None]
+    rounds: int
+
+    def to_json(self) -> dict:
+        def spreads(figures):
+            return {name: figure and figure.to_json() for name, figure in figures.items()}
+
+        return {**spreads(self.figures), "checkpoints": spreads(self.checkpoints), "r15_runs": self.r15_runs,
+                "ratio": spreads(self.ratio), "rounds": self.rounds}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ConfigFigures:
+        def spreads(figures):
+            return {name: Spread.from_json(figure) for name, figure in figures.items()}
+
+        rest = {"checkpoints", "r15_runs", "ratio", "rounds"}
+        return cls(spreads({name: figure for name, figure in data.items() if name not in rest}),
+                   spreads(data["checkpoints"]), data["r15_runs"], spreads(data["ratio"]), data["rounds"])
+
+
+# Per app, per config name.
+Summary = dict[str, dict[str, ConfigFigures]]
+
+
+@dataclass(frozen=True)
+class ForkExecFigure:
+    """Median seconds of the 500-command loop, with and without the background thread restart."""
+
+    restart: float
+    no_restart: float
+
+    @property
+    def ratio(self) -> float:
+        return self.restart / self.no_restart
+
+    def to_json(self) -> dict:
+        return {"restart": self.restart, "no-restart": self.no_restart, "ratio": self.ratio}
+
+
+@dataclass
+class ForkExecCost:
+    """Every measurement of the fork+exec loop (seconds, per kind: restart, no-restart)."""
+
+    wall_seconds: dict[str, list[float]]
+    cpu_seconds: dict[str, list[float]]
+
+    @property
+    def figures(self) -> dict[str, ForkExecFigure]:
+        def median(values):
+            return sorted(values)[len(values) // 2]
+
+        return {kind: ForkExecFigure(median(times["restart"]), median(times["no-restart"]))
+                for kind, times in (("wall_seconds", self.wall_seconds), ("cpu_seconds", self.cpu_seconds))}
+
+    def lines(self) -> list[str]:
+        wall, cpu = self.figures["wall_seconds"], self.figures["cpu_seconds"]
+        return [f"500 external commands from bash, median of {len(self.wall_seconds['restart'])}: "
+                f"{wall.restart:.2f} s wall and {cpu.restart:.2f} s CPU with "
+                f"the background thread restarted after fork, {wall.no_restart:.2f} s and "
+                f"{cpu.no_restart:.2f} s with JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false: "
+                f"ratio {wall.ratio:.3f} wall, {cpu.ratio:.3f} CPU"]
+
+    def to_json(self) -> dict:
+        return {"figures": {kind: figure.to_json() for kind, figure in self.figures.items()},
+                "wall_seconds": self.wall_seconds, "cpu_seconds": self.cpu_seconds}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ForkExecCost:
+        return cls(data["wall_seconds"], data["cpu_seconds"])
+
+
+@dataclass(frozen=True)
+class SoakParameters:
+    load_seconds: int
+    idle_seconds: int
+    repetitions: int
+    # Jobs or requests per second: (worker apps, web app).
+    rates: tuple[float, float]
+    seed: int
+    quota_mib: int
+    size: str
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "rates": list(self.rates)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SoakParameters:
+        return cls(**{**data, "rates": tuple(data["rates"])})
+
+
+@dataclass
+class SoakResult(StackRun):
+    """The soak benchmark of one stack (the results' JSON file)."""
+
+    jemalloc_version: str
+    image: str
+    parameters: SoakParameters
+    # Per app name: what it is.
+    apps: dict[str, str]
+    configs: list[Config]
+    fork_exec: ForkExecCost
+    summary: Summary
+    runs: list[SoakRun]
+
+    def run_of(self, app: str, config: str, round_number: int = 0) -> SoakRun:
+        (run,) = [run for run in self.runs if run.app == app and run.config == config and run.round == round_number]
+        return run
+
+    def to_json(self) -> dict:
+        return {
+            **self.header_json("soak"),
+            "jemalloc_version": self.jemalloc_version,
+            "image": self.image,
+            "parameters": self.parameters.to_json(),
+            "apps": self.apps,
+            "configs": {config.name: {"env": config.env, "about": config.about, "build": config.build}
+                        for config in self.configs},
+            "fork_exec": self.fork_exec.to_json(),
+            "fork_exec_lines": self.fork_exec.lines(),
+            "summary": {app: {name: figures.to_json() for name, figures in per_config.items()}
+                        for app, per_config in self.summary.items()},
+            "runs": [run.to_json() for run in self.runs],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> SoakResult:
+        return cls(
+            **cls.header_from_json(data, "soak"),
+            jemalloc_version=data["jemalloc_version"],
+            image=data["image"],
+            parameters=SoakParameters.from_json(data["parameters"]),
+            apps=data["apps"],
+            configs=[Config.from_json(name, config) for name, config in data["configs"].items()],
+            fork_exec=ForkExecCost.from_json(data["fork_exec"]),
+            summary={app: {name: ConfigFigures.from_json(figures) for name, figures in per_config.items()}
+                     for app, per_config in data["summary"].items()},
+            runs=[SoakRun.from_json(run) for run in data["runs"]],
+        )

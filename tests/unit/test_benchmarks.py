@@ -1,0 +1,201 @@
+"""The benchmarks' pure parts: spreads, tables, configs, the parsing of what workloads and
+scripts print, the summaries and the typed results' JSON (benchmarks/common, synthetic, soak)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from harness.paths import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common.cli import Machine  # noqa: E402
+from common.configs import JEMALLOC, Config, is_malloc_conf, names  # noqa: E402
+from common.stats import Spread, spread  # noqa: E402
+from common.tables import cell, markdown_table, text_table  # noqa: E402
+from soak.analysis import summarize as soak_summarize  # noqa: E402
+from soak.configs import CONFIGS as SOAK_CONFIGS  # noqa: E402
+from soak.configs import candidate as soak_candidate  # noqa: E402
+from soak.forkexec import parse_fork_exec  # noqa: E402
+from soak.report import tables as soak_tables  # noqa: E402
+from soak.results import ForkExecCost, ProcessFigures, RunFigures, SoakParameters, SoakResult, SoakRun  # noqa: E402
+from synthetic.builds import make_seconds, parse_build_info  # noqa: E402
+from synthetic.configs import CONFIGS, SIZES, candidate, expected_options  # noqa: E402
+from synthetic.report import markdown_report, tables  # noqa: E402
+from synthetic.results import BenchmarkImages, BuildFigures, StackResult, WorkerRun  # noqa: E402
+from synthetic.stats import summarize  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def test_a_spread_leaves_out_missing_values_and_is_none_without_any():
+    assert spread([3, None, 1, 2]) == Spread(2, 1, 3, 3)
+    assert spread([None]) is None and spread([]) is None
+
+
+def test_a_cell_is_the_median_with_its_range_unless_one_value():
+    assert cell(Spread(2 * MIB, MIB, 3 * MIB, 3), MIB, 1) == "2.0 [1.0-3.0]"
+    assert cell(Spread(2 * MIB, MIB, 3 * MIB, 3), MIB, 1, ranges=False) == "2.0"
+    assert cell(Spread(1.234, 1.234, 1.234, 1), decimals=2) == "1.23"
+    assert cell(0.5, decimals=2) == "0.50"
+    assert cell(None) == "-"
+
+
+def test_tables_render_the_same_rows_for_the_terminal_and_markdown():
+    assert text_table(["a", "bb"], [["ccc", "d"]]) == "a    bb\n---  --\nccc  d"
+    assert markdown_table(["a", "bb"], [["ccc", "d"]]) == "| a | bb |\n|---|---|\n| ccc | d |"
+
+
+def test_configs_of_both_benchmarks_share_the_main_ones():
+    assert CONFIGS["jemalloc"] is SOAK_CONFIGS["jemalloc"] is JEMALLOC
+    assert CONFIGS["jemalloc-stock"].stock_build and not CONFIGS["jemalloc"].stock_build
+    # The synthetic candidates run on the stock build, the soak's on the default build.
+    assert candidate("x", "narenas:1").build == "stock"
+    assert soak_candidate("narenas:1") == Config("jemalloc+narenas:1",
+                                                 {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "narenas:1"}, True,
+                                                 SOAK_CONFIGS["jemalloc+narenas:1"].about)
+    for config in (*CONFIGS.values(), *SOAK_CONFIGS.values()):
+        recorded = {"env": config.env, "about": config.about}
+        assert Config.from_json(config.name, {**recorded, "build": config.build}) == config
+        assert Config.from_json(config.name, {**recorded, "stock_build": config.stock_build}) == config
+
+
+def test_option_lists_and_malloc_confs_are_parsed():
+    assert names(" glibc, jemalloc ,,") == ["glibc", "jemalloc"]
+    assert is_malloc_conf("narenas:1,dirty_decay_ms:500")
+    assert not is_malloc_conf("narenas=1") and not is_malloc_conf("narenas:1,")
+
+
+def test_the_expected_jemalloc_options_are_the_compiled_defaults_then_malloc_conf():
+    config = candidate("c", "narenas:1,tcache:false")
+    assert expected_options("narenas:2,background_thread:true,dirty_decay_ms:1000", config) == {
+        "narenas": 1, "background_thread": True, "dirty_decay_ms": 1000}
+    assert expected_options("", JEMALLOC) == {}
+
+
+def test_build_info_and_the_make_time_are_read_from_the_buildpack():
+    assert parse_build_info("version=5.3.0\ndefault_malloc_conf=narenas:2\nnoise\n") == {
+        "version": "5.3.0", "default_malloc_conf": "narenas:2"}
+    assert make_seconds("-----> Built in 42 s") == 42 and make_seconds("nothing") is None
+
+
+def worker_line(language: str, peak: int, wall: float, **overrides) -> str:
+    data = {
+        "language": language, "runtime": f"{language} 3", "threads": 2, "jobs": 20, "seed": 1, "objects_per_job": 400,
+        "io_waits": 2, "io_wait_ms": 1, "idle_seconds": 1.0, "baseline_rss_bytes": 10 * MIB, "peak_rss_bytes": peak,
+        "steady_rss_bytes": peak - MIB, "after_work_rss_bytes": peak - 2 * MIB, "live_heap_bytes": 3 * MIB,
+        "heap_detail": {}, "wall_seconds": wall, "cpu_seconds": wall * 2, "objects_built": 8000,
+        "payload_length_sum": 1, "jemalloc": None, "jemalloc_options": None,
+        "environment": {"LD_PRELOAD": None, "MALLOC_ARENA_MAX": None, "MALLOC_CONF": None}, "samples": 3,
+        "series": [[0.0, 10 * MIB]], **overrides,
+    }
+    return json.dumps(data)
+
+
+def test_a_workers_line_is_parsed_and_a_missing_figure_is_an_error():
+    run = WorkerRun.from_line(worker_line("python", 100 * MIB, 1.0), config="glibc", round=2)
+    assert (run.config, run.round, run.peak_rss_bytes) == ("glibc", 2, 100 * MIB)
+    assert run.allocator_overhead_bytes == 98 * MIB - 10 * MIB - 3 * MIB
+    data = json.loads(worker_line("python", MIB, 1.0))
+    del data["peak_rss_bytes"]
+    with pytest.raises(ValueError, match="peak_rss_bytes"):
+        WorkerRun.from_line(json.dumps(data))
+
+
+def synthetic_result() -> StackResult:
+    configs = [CONFIGS["glibc"], CONFIGS["jemalloc"]]
+    runs = [WorkerRun.from_line(worker_line("python", peak, wall), config=config, round=round_number)
+            for round_number, (glibc, jemalloc) in enumerate([(200, 100), (220, 100)])
+            for config, peak, wall in (("glibc", glibc * MIB, 2.0), ("jemalloc", jemalloc * MIB, 1.0))]
+    build = BuildFigures("5.3.0", "jemalloc-5.3.0.tar.bz2", 30.0, 20, 2.0, True, 900_000, 300_000,
+                         {"version": "5.3.0"}, "cold", "warm")
+    return StackResult("heroku-24", "benchmarks/run-synthetic", "2026-01-01T00:00:00+00:00", "20260101T000000Z",
+                       60.0, Machine(2, "Linux", (1.0, 1.0, 1.0), (1.0, 1.0, 1.0)),
+                       BenchmarkImages("run", "bench", "build", False), SIZES["smoke"], configs, build,
+                       summarize(runs, configs, ["python"]), runs)
+
+
+def test_the_synthetic_summary_pairs_ratios_by_round_and_counts_workers_per_dyno():
+    summary = synthetic_result().summary["python"]
+    jemalloc = summary["jemalloc"]
+    assert jemalloc.figures["peak_rss_bytes"] == Spread(100 * MIB, 100 * MIB, 100 * MIB, 2)
+    assert jemalloc.ratio_to_glibc["peak_rss_bytes"] == Spread((0.5 + 100 / 220) / 2, 100 / 220, 0.5, 2)
+    assert jemalloc.workers_per_512mb == 5 and summary["glibc"].workers_per_512mb == 2
+    assert jemalloc.ratio_to_glibc["workers_per_512mb"] == 2.5
+
+
+def test_the_synthetic_result_keeps_its_json_keys_and_reads_back():
+    result = synthetic_result()
+    data = json.loads(json.dumps(result.to_json()))
+    assert list(data) == ["benchmark", "stack", "command", "started", "timestamp", "total_seconds", "machine",
+                          "images", "parameters", "configs", "build", "summary", "runs"]
+    assert data["benchmark"] == "memory" and "stock_compile_seconds" not in data["build"]
+    assert data["configs"]["jemalloc"]["stock_build"] is False
+    assert list(data["summary"]["python"]["jemalloc"])[-5:] == [
+        "cpu_seconds", "allocator_overhead_bytes", "workers_per_512mb", "ratio_to_glibc", "runtime"]
+    assert data["parameters"] == {"threads": 2, "jobs": 20, "repetitions": 1, "idle": 1.0, "seed": 1}
+    again = StackResult.from_json(data)
+    assert again.summary == result.summary and again.runs == result.runs and again.build == result.build
+    assert json.loads(json.dumps(again.to_json())) == data
+
+
+def test_the_synthetic_report_has_the_headline_and_each_languages_tables():
+    result = synthetic_result()
+    text = tables(result.summary, text_table)
+    assert "RSS and wall time as a ratio to glibc" in text and "python (python 3): median [min-max]" in text
+    markdown = markdown_report(result)
+    assert markdown.startswith("### heroku-24\n")
+    # The headline shows the medians alone, the ratios table their range too.
+    assert "| jemalloc | 0.47 | 0.47 | 0.48 | 0.50 | 5 |" in markdown
+    assert "| jemalloc | 0.48 [0.45-0.50] | 0.47 [0.45-0.50] | 0.47 [0.45-0.49] | 0.50 [0.50-0.50] | 0.50 [0.50-0.50] | 2.50 |" in markdown
+
+
+def test_the_fork_exec_measurements_are_parsed_from_the_script():
+    cost = parse_fork_exec("restart 2000000 0m0.010s 0m0.020s 0m1.000s 0m0.970s\n"
+                           "no-restart 1000000 0m0.010s 0m0.020s 0m0.500s 0m0.470s\nnoise\n")
+    assert cost.figures["wall_seconds"].ratio == 2.0
+    assert cost.figures["cpu_seconds"].restart == pytest.approx(2.0)
+    assert cost.to_json()["figures"]["wall_seconds"] == {"restart": 2.0, "no-restart": 1.0, "ratio": 2.0}
+    assert "ratio 2.000 wall" in cost.lines()[0]
+    assert parse_fork_exec("restart 1 0m0s 0m0s 0m0s 0m0s\n") is None
+
+
+def soak_run(config: str, steady: int, killed: bool = False) -> SoakRun:
+    if killed:
+        return SoakRun("sidekiq", config, 0, oom_killed=True, log_tail="killed", feeder=["x"])
+    process = ProcessFigures(2, 1, "ruby", "sidekiq", [], None, steady, steady, True, 500)
+    figures = RunFigures([(0.0, steady, steady)], steady, {"1min": steady}, steady, steady, steady, 0.5, steady, 0.0,
+                         False, 10, 10, 0.0, 5.0, 500.0, 1, steady, 0, 512 * MIB // steady, [process])
+    return SoakRun("sidekiq", config, 0, figures)
+
+
+def test_the_soak_summary_counts_a_killed_dyno_as_r15_and_pairs_ratios_by_round():
+    runs = [soak_run("glibc", 200 * MIB), soak_run("jemalloc", 100 * MIB), soak_run("arena2", 0, killed=True)]
+    summary = soak_summarize(runs, ["sidekiq"], ["glibc", "jemalloc", "arena2"], "glibc")["sidekiq"]
+    assert summary["jemalloc"].ratio["steady_pss"] == Spread(0.5, 0.5, 0.5, 1)
+    assert summary["jemalloc"].figures["workers_fit"].median == 5
+    assert summary["arena2"].r15_runs == 1 and summary["arena2"].figures["peak_pss"] is None
+
+
+def test_the_soak_result_keeps_its_json_keys_reads_back_and_renders():
+    runs = [soak_run("glibc", 200 * MIB), soak_run("jemalloc", 100 * MIB), soak_run("arena2", 0, killed=True)]
+    configs = [SOAK_CONFIGS[name] for name in ("glibc", "jemalloc", "arena2")]
+    cost = ForkExecCost({"restart": [2.0], "no-restart": [1.0]}, {"restart": [1.0], "no-restart": [1.0]})
+    result = SoakResult("heroku-24", "benchmarks/run", "2026-01-01T00:00:00+00:00", "20260101T000000Z", 60.0,
+                        Machine(2, "Linux"), "5.3.0", "image", SoakParameters(45, 10, 1, (1.0, 3.0), 1, 512, "smoke"),
+                        {"sidekiq": "Sidekiq"}, configs, cost,
+                        soak_summarize(runs, ["sidekiq"], [config.name for config in configs], "glibc"), runs)
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["machine"] == {"cpus": 2, "platform": "Linux"}
+    assert data["runs"][2] == {"app": "sidekiq", "config": "arena2", "round": 0, "killed": True, "oom_killed": True,
+                               "log_tail": "killed", "feeder": ["x"]}
+    assert data["runs"][0]["killed"] is False and data["runs"][0]["failures"] == 0
+    assert data["fork_exec_lines"] == cost.lines()
+    again = SoakResult.from_json(data)
+    assert again.summary == result.summary and [run.killed for run in again.runs] == [False, False, True]
+    assert json.loads(json.dumps(again.to_json())) == data
+    text = soak_tables(again, text_table)
+    assert "sidekiq (Sidekiq): ratios to glibc" in text and "1/1" in text and "R14 s" in text
