@@ -7,17 +7,12 @@ the benchmark's typed results (synthetic.results).
 """
 
 import json
-import sys
 
 import pytest
 
-from harness.paths import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common.configs import LIBRARY  # noqa: E402
-from common.smoke import run_benchmark, smoke_stack  # noqa: E402
-from synthetic.results import StackResult  # noqa: E402
+from common.configs import LIBRARY
+from common.smoke import run_benchmark, smoke_stack
+from synthetic.results import StackResult
 
 CONFIGS = ("glibc", "jemalloc")
 LANGUAGES = ("python", "ruby")

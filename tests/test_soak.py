@@ -10,17 +10,12 @@ results (soak.results).
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from harness.paths import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common.configs import LIBRARY  # noqa: E402
-from common.smoke import run_benchmark, smoke_stack  # noqa: E402
-from soak.results import SoakResult  # noqa: E402
+from common.configs import LIBRARY
+from common.smoke import run_benchmark, smoke_stack
+from soak.results import SoakResult
 
 APPS = ("sidekiq", "puma", "celery-prefork", "celery-threads")
 CONFIGS = ("glibc", "jemalloc")

@@ -4,29 +4,24 @@ scripts print, the summaries and the typed results' JSON (benchmarks/common, syn
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from harness.paths import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common.cli import Machine  # noqa: E402
-from common.configs import JEMALLOC, Config, is_malloc_conf, names  # noqa: E402
-from common.stats import Spread, spread  # noqa: E402
-from common.tables import cell, markdown_table, text_table  # noqa: E402
-from soak.analysis import summarize as soak_summarize  # noqa: E402
-from soak.configs import CONFIGS as SOAK_CONFIGS  # noqa: E402
-from soak.configs import candidate as soak_candidate  # noqa: E402
-from soak.forkexec import parse_fork_exec  # noqa: E402
-from soak.report import tables as soak_tables  # noqa: E402
-from soak.results import ForkExecCost, ProcessFigures, RunFigures, SoakParameters, SoakResult, SoakRun  # noqa: E402
-from synthetic.builds import make_seconds, parse_build_info  # noqa: E402
-from synthetic.configs import CONFIGS, SIZES, candidate, expected_options  # noqa: E402
-from synthetic.report import markdown_report, tables  # noqa: E402
-from synthetic.results import BenchmarkImages, BuildFigures, StackResult, WorkerRun  # noqa: E402
-from synthetic.stats import summarize  # noqa: E402
+from common.cli import Machine
+from common.configs import JEMALLOC, Config, is_malloc_conf, names
+from common.stats import Spread, spread
+from common.tables import cell, markdown_table, text_table
+from soak.analysis import summarize as soak_summarize
+from soak.configs import CONFIGS as SOAK_CONFIGS
+from soak.configs import candidate as soak_candidate
+from soak.forkexec import parse_fork_exec
+from soak.report import tables as soak_tables
+from soak.results import ForkExecCost, ProcessFigures, RunFigures, SoakParameters, SoakResult, SoakRun
+from synthetic.builds import make_seconds, parse_build_info
+from synthetic.configs import CONFIGS, SIZES, candidate, expected_options
+from synthetic.report import markdown_report, tables
+from synthetic.results import BenchmarkImages, BuildFigures, StackResult, WorkerRun
+from synthetic.stats import summarize
 
 MIB = 1024 * 1024
 
