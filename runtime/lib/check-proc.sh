@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Results go to the caller's variables through namerefs, which shellcheck takes for unused:
+# shellcheck disable=SC2034
 #
 # jemalloc-check's reading of /proc: what a process has mapped, its threads,
 # its name and size, and which processes the dyno runs. Sourced by
@@ -61,7 +63,6 @@ proc::background_thread() {
 # Usage: proc::all_pids RESULT_ARRAY
 # Sets RESULT_ARRAY to every process in /proc but PID 1, kernel threads,
 # exited (zombie) processes, this check and its descendants, in PID order.
-# shellcheck disable=SC2034 # its results are the caller's variables (nameref)
 proc::all_pids() {
   local proc_entry proc_pid proc_line proc_has_memory proc_ppid proc_changed
   local -n proc_result_out=$1
@@ -111,7 +112,6 @@ proc::all_pids() {
 # Sets the keys of associative array RESULT_ASSOC for process PID: mapped (as
 # proc::mapped_jemalloc), error (why it cannot be read, or empty), comm, rss
 # (kB, empty when unknown) and bg (yes/no; empty without jemalloc).
-# shellcheck disable=SC2034 # its results are the caller's variables (nameref)
 proc::inspect_process() {
   local proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg=''
   local -n proc_info_out=$2
