@@ -7,8 +7,10 @@
 # tree/ (the built bin/ and lib/) and manifest (what tree/ must hold), which cache::damage
 # verifies; beside them, what the buildpack adds at every build: bin/ (jemalloc-check,
 # jemalloc.sh and links to the tree's scripts; the launcher puts a launch layer's bin/ on PATH),
-# exec.d/jemalloc (the preload decision at every process start), share/jemalloc-preload.sh
-# (the rules it sources: profile.d/jemalloc.sh) and build-info. The library is kept out of the
+# exec.d/jemalloc (the preload decision at every process start), libexec/jemalloc-buildpack/
+# (runtime/lib/: the preload rules that exec.d/jemalloc sources, as the classic profile.d shim
+# does, and jemalloc-check's parts; the same place relative to bin/ as in vendor/jemalloc) and
+# build-info. The library is kept out of the
 # layer's lib/, which the launcher would put on every process's LD_LIBRARY_PATH.
 
 CNB_LAYER_NAME="jemalloc"
@@ -73,16 +75,18 @@ cnb::store_build() {
 
 # Usage: cnb::install_runtime BUILDPACK_DIR LAYER_DIR
 # (Re)writes what the layer needs at launch beside the verified tree: bin/, exec.d/jemalloc and
-# share/jemalloc-preload.sh, from this buildpack's files (they may be newer than the cached tree).
+# libexec/jemalloc-buildpack/ (INSTALL_RUNTIME_LIBEXEC), from this buildpack's files (they may be newer than the cached tree).
 cnb::install_runtime() {
 	local buildpack_dir="$1" layer_dir="$2" script name
-	if [[ ! -f "${buildpack_dir}/runtime/exec.d/jemalloc" || ! -f "${buildpack_dir}/profile.d/jemalloc.sh" ]]; then
+	if [[ ! -f "${buildpack_dir}/runtime/exec.d/jemalloc" || ! -f "${buildpack_dir}/runtime/lib/preload-rules.sh" ]]; then
 		output::error \
-			"This buildpack is incomplete: runtime/exec.d/jemalloc or profile.d/jemalloc.sh is missing." \
+			"This buildpack is incomplete: runtime/exec.d/jemalloc or runtime/lib/preload-rules.sh is missing." \
 			"Use a released version of the buildpack."
 	fi
-	rm -rf "${layer_dir:?}/bin" "${layer_dir}/exec.d" "${layer_dir}/share"
-	mkdir -p "${layer_dir}/bin" "${layer_dir}/exec.d" "${layer_dir}/share"
+	# share/ held the rules (as share/jemalloc-preload.sh) before libexec/: a layer restored
+	# from an older build may still have it.
+	rm -rf "${layer_dir:?}/bin" "${layer_dir}/exec.d" "${layer_dir}/libexec" "${layer_dir}/share"
+	mkdir -p "${layer_dir}/bin" "${layer_dir}/exec.d" "${layer_dir}/${INSTALL_RUNTIME_LIBEXEC}"
 	for script in "${layer_dir}/tree/bin/"*; do
 		name="${script##*/}"
 		if [[ -f "${script}" ]]; then
@@ -91,7 +95,7 @@ cnb::install_runtime() {
 	done
 	cp -R --preserve=mode,timestamps "${buildpack_dir}/runtime/bin/." "${layer_dir}/bin/"
 	cp --preserve=mode,timestamps "${buildpack_dir}/runtime/exec.d/jemalloc" "${layer_dir}/exec.d/jemalloc"
-	cp "${buildpack_dir}/profile.d/jemalloc.sh" "${layer_dir}/share/jemalloc-preload.sh"
+	cp -R --preserve=mode,timestamps "${buildpack_dir}/runtime/lib/." "${layer_dir}/${INSTALL_RUNTIME_LIBEXEC}/"
 	if [[ ! -f "${layer_dir}/tree/lib/libjemalloc.so" ]]; then
 		output::error "The jemalloc layer has no tree/lib/libjemalloc.so; the cached build may be damaged." \
 			"Clear the build cache and build again."

@@ -2,22 +2,27 @@
 # Putting the built tree and the buildpack's runtime files into the app's slug.
 
 INSTALL_RUNTIME_PREFIX="/app/vendor/jemalloc"
+# Where the runtime's sourced files (runtime/lib/*.sh: the preload rules, jemalloc-check's parts)
+# go, under vendor/jemalloc and under the CNB layer alike: a directory that jemalloc's own
+# `make install` never writes (bin, lib, include, share/doc, share/man), so the two cannot clash.
+# The profile.d shim, jemalloc.sh and jemalloc-check find them there.
+INSTALL_RUNTIME_LIBEXEC="libexec/jemalloc-buildpack"
 # Directories of BUILD_DIR that this build created (vendor, .profile.d): install::remove takes
 # them out again when they are empty, so a failed build leaves the app's tree as it found it.
 INSTALL_CREATED_DIRS=()
 
 # Usage: install::vendor_tree TREE BUILDPACK_DIR BUILD_DIR
-# Replaces BUILD_DIR/vendor/jemalloc with TREE plus the buildpack's runtime/bin/ scripts, and
-# installs profile.d/jemalloc.sh. The tree is assembled beside its final place and renamed,
+# Replaces BUILD_DIR/vendor/jemalloc with TREE plus the buildpack's runtime/bin/ scripts and
+# runtime/lib/ files (in INSTALL_RUNTIME_LIBEXEC), and installs profile.d/jemalloc.sh. The tree is assembled beside its final place and renamed,
 # so the slug never holds half of it.
 install::vendor_tree() {
 	local tree="$1" buildpack_dir="$2" build_dir="$3"
 	local target="${build_dir}/vendor/jemalloc"
 	local staging="${build_dir}/vendor/.jemalloc-install-$$"
 
-	if [[ ! -f "${buildpack_dir}/profile.d/jemalloc.sh" ]]; then
+	if [[ ! -f "${buildpack_dir}/profile.d/jemalloc.sh" || ! -f "${buildpack_dir}/runtime/lib/preload-rules.sh" ]]; then
 		output::error \
-			"This buildpack is incomplete: profile.d/jemalloc.sh is missing." \
+			"This buildpack is incomplete: profile.d/jemalloc.sh or runtime/lib/preload-rules.sh is missing." \
 			"Use a released version of the buildpack: heroku buildpacks"
 	fi
 
@@ -28,6 +33,8 @@ install::vendor_tree() {
 	if [[ -d "${buildpack_dir}/runtime/bin" ]]; then
 		install::run cp -R --preserve=mode,timestamps "${buildpack_dir}/runtime/bin/." "${staging}/bin/"
 	fi
+	install::run mkdir -p "${staging}/${INSTALL_RUNTIME_LIBEXEC}"
+	install::run cp -R --preserve=mode,timestamps "${buildpack_dir}/runtime/lib/." "${staging}/${INSTALL_RUNTIME_LIBEXEC}/"
 	if [[ ! -f "${staging}/lib/libjemalloc.so" ]]; then
 		output::error "The installed tree has no lib/libjemalloc.so; the cached build may be damaged." \
 			"Clear the build cache and build again: heroku builds:cache:purge"

@@ -8,7 +8,7 @@ from harness.paths import REPO
 
 def shell_scripts() -> list[str]:
     candidates = [*REPO.glob("bin/*"), *REPO.glob("lib/*.sh"), *REPO.glob("profile.d/*.sh"),
-                  *REPO.glob("runtime/bin/*"), *REPO.glob("scripts/*"), *REPO.glob("scripts/lib/*.sh"),
+                  *REPO.glob("runtime/bin/*"), *REPO.glob("runtime/lib/*.sh"), *REPO.glob("scripts/*"), *REPO.glob("scripts/lib/*.sh"),
                   *REPO.glob("stacks/*.sh"), *REPO.glob("tests/apps/*/bin/*"), REPO / ".ci" / "run",
                   *REPO.glob("runtime/exec.d/*"), REPO / "tests" / "harness" / "cnb-launcher",
                   REPO / "benchmarks" / "run", REPO / "benchmarks" / "run-synthetic"]

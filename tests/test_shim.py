@@ -3,6 +3,8 @@ it can never break a dyno."""
 
 import pytest
 
+from rules_cases import PROCESS_TYPE_CASES
+
 LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so"
 BIN = "/app/vendor/jemalloc/bin"
 SHIM = "/app/.profile.d/jemalloc.sh"
@@ -118,16 +120,12 @@ def test_jemalloc_bin_dir_is_on_path_once_in_every_dyno(built_app):
     assert wrapper == f"{BIN}/jemalloc.sh"
 
 
+# The process-type cases of the table that the unit tier runs everywhere (tests/rules_cases.py),
+# those with a classic DYNO ("worker.1"), which a dyno of the harness gets from its process type.
 @pytest.mark.parametrize(
     ("process_types", "process_type", "preloaded"),
-    [
-        ("worker,clock", "worker", True),
-        ("worker,clock", "web", False),
-        ("worker,clock", "run", False),
-        (" web , run ", "run", True),
-        ("release", "release", True),
-        ("", "web", True),
-    ],
+    [(types, dyno.removesuffix(".1"), preloaded) for types, dyno, preloaded in PROCESS_TYPE_CASES
+     if dyno is not None and dyno.endswith(".1")],
 )
 def test_process_types_choose_which_dynos_get_jemalloc(built_app, process_types, process_type, preloaded):
     app, build = built_app

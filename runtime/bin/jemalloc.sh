@@ -54,26 +54,25 @@ if [ ! -e "$_jm_lib" ]; then
   exit 1
 fi
 
-# Our library first, then every other entry in order. ld.so accepts ':' and
-# ' ' as separators; we write ':' only, drop empty entries, and drop earlier
-# copies of our library (here or at /app, where the profile.d shim puts it)
-# so it is never listed twice.
-_jm_new=$_jm_lib
-_jm_rest=${LD_PRELOAD:-}
-while [ -n "$_jm_rest" ]; do
-  _jm_item=${_jm_rest%%[: ]*}
-  _jm_rest=${_jm_rest#"$_jm_item"}
-  _jm_rest=${_jm_rest#[: ]}
-  case "$_jm_item" in
-    '' | "$_jm_libdir"/libjemalloc* | /app/vendor/jemalloc/lib/libjemalloc*) ;;
-    *) _jm_new=$_jm_new:$_jm_item ;;
-  esac
-done
-export LD_PRELOAD=$_jm_new
+# The preload rules, shared with the profile.d shim: bin/../libexec/, in the
+# classic slug and in the Cloud Native Buildpack's layer alike.
+_jm_rules=$_jm_bindir/../libexec/jemalloc-buildpack/preload-rules.sh
+if [ ! -r "$_jm_rules" ]; then
+  printf " !     jemalloc.sh: %s not found; the jemalloc buildpack's install is incomplete (rebuild the app), not running '%s'\n" \
+    "$_jm_rules" "$1" >&2
+  exit 1
+fi
+# shellcheck source=runtime/lib/preload-rules.sh
+. "$_jm_rules"
+
+# Our library first, then every other entry in order, without earlier copies
+# of our library (here or at /app, where the profile.d shim puts it), so it
+# is never listed twice.
+__jemalloc_rules_build_preload "$_jm_lib" "${LD_PRELOAD:-}" "$_jm_libdir" /app/vendor/jemalloc/lib
+export LD_PRELOAD=$__jemalloc_rules_preload
 
 # Same default as the profile.d shim: only when the app has not set it.
-if [ -z "${MALLOC_ARENA_MAX+x}" ]; then
-  export MALLOC_ARENA_MAX=2
-fi
+__jemalloc_rules_arena_max
+__jemalloc_rules_forget
 
 exec "$@"
