@@ -96,7 +96,8 @@ cache::explain_write_error() {
 	case "${error}" in
 		*"Read-only file system"*) echo "the cache directory ${cache_dir} is on a read-only file system" ;;
 		*"Permission denied"* | *"Operation not permitted"*)
-			echo "the cache directory ${cache_dir} is not writable by user $(id -un 2>/dev/null || id -u)" ;;
+			echo "the cache directory ${cache_dir} is not writable by user $(id -un 2>/dev/null || id -u)"
+			;;
 		*"No space left on device"* | *"Disk quota exceeded"*) echo "no space left on ${cache_dir}" ;;
 		*"cache-lock-timeout"*) echo "another build held the cache's lock for more than ${CACHE_LOCK_WAIT_SECONDS} s" ;;
 		*)
@@ -185,8 +186,8 @@ cache::damage() {
 		echo "no manifest"
 		return 0
 	fi
-	if [[ "$(head -n 1 "${manifest}")" != "${CACHE_MANIFEST_HEADER}" ||
-		"$(tail -n 1 "${manifest}")" != "${CACHE_MANIFEST_FOOTER}" ]]; then
+	if [[ "$(head -n 1 "${manifest}")" != "${CACHE_MANIFEST_HEADER}" ]] ||
+		[[ "$(tail -n 1 "${manifest}")" != "${CACHE_MANIFEST_FOOTER}" ]]; then
 		echo "manifest incomplete"
 		return 0
 	fi

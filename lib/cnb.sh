@@ -86,6 +86,7 @@ cnb::install_runtime() {
 	# share/ held the rules (as share/jemalloc-preload.sh) before libexec/: a layer restored
 	# from an older build may still have it.
 	rm -rf "${layer_dir:?}/bin" "${layer_dir}/exec.d" "${layer_dir}/libexec" "${layer_dir}/share"
+	# shellcheck disable=SC2154 # INSTALL_RUNTIME_LIBEXEC: lib/install.sh, sourced first
 	mkdir -p "${layer_dir}/bin" "${layer_dir}/exec.d" "${layer_dir}/${INSTALL_RUNTIME_LIBEXEC}"
 	for script in "${layer_dir}/tree/bin/"*; do
 		name="${script##*/}"

@@ -80,6 +80,7 @@ failure::check_space() {
 # status means the failure was explained already.
 failure::on_error() {
 	local status="$1" command="$2"
+	# shellcheck disable=SC2154 # OUTPUT_ERROR_STATUS: lib/output.sh, sourced first
 	if ((BASH_SUBSHELL > 0)) || [[ "${status}" == "${OUTPUT_ERROR_STATUS}" ]]; then
 		return 0
 	fi
@@ -108,6 +109,7 @@ failure::on_signal() {
 # Prints one line saying why the build failed, for bin/report: the first line of the error
 # it printed, else the signal or the step.
 failure::reason() {
+	# shellcheck disable=SC2154 # OUTPUT_REASON: lib/output.sh, sourced first
 	local status="$1" reason="${OUTPUT_REASON}"
 	if [[ -z "${reason}" && -n "${OUTPUT_REASON_FILE}" && -f "${OUTPUT_REASON_FILE}" ]]; then
 		reason="$(<"${OUTPUT_REASON_FILE}")" || reason=""

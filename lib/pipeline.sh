@@ -31,8 +31,10 @@ pipeline::resolve() {
 		CHECKSUM_ORIGIN="pinned"
 		HEADLINE="jemalloc ${VERSION} (checksum pinned"
 	fi
-	REPORT_FACTS+=(jemalloc_version "${VERSION}" source_url "$(download::redact_url "${SOURCE_URL}")"
-		source_sha256 "${SOURCE_SHA256}" checksum_origin "${CHECKSUM_ORIGIN}" profiling "${PROFILING}")
+	REPORT_FACTS+=(
+		jemalloc_version "${VERSION}" source_url "$(download::redact_url "${SOURCE_URL}")"
+		source_sha256 "${SOURCE_SHA256}" checksum_origin "${CHECKSUM_ORIGIN}" profiling "${PROFILING}"
+	)
 	DEFAULT_MALLOC_CONF="$(build::default_malloc_conf "${VERSION}" "${TUNING}")"
 	if [[ -n "${DEFAULT_MALLOC_CONF}" ]]; then
 		HEADLINE+=", tuned for memory"

@@ -44,15 +44,19 @@ __jemalloc_bp_rules=$__jemalloc_bp_dir/libexec/jemalloc-buildpack/preload-rules.
 # command, so it must be on PATH whatever JEMALLOC_ENABLED says. Prepend it
 # only when it is not already an element, so a second sourcing is a no-op.
 if [ -d "$__jemalloc_bp_dir/bin" ]; then
-  case ":${PATH:-}:" in
-    *":$__jemalloc_bp_dir/bin:"*) ;;
-    # An unset or empty PATH means "the shell's default search path";
-    # replacing it by our directory alone would hide every system command.
-    ::) PATH=$__jemalloc_bp_dir/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-        export PATH ;;
-    *) PATH=$__jemalloc_bp_dir/bin:$PATH
-       export PATH ;;
-  esac
+	case ":${PATH:-}:" in
+		*":$__jemalloc_bp_dir/bin:"*) ;;
+		# An unset or empty PATH means "the shell's default search path";
+		# replacing it by our directory alone would hide every system command.
+		::)
+			PATH=$__jemalloc_bp_dir/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+			export PATH
+			;;
+		*)
+			PATH=$__jemalloc_bp_dir/bin:$PATH
+			export PATH
+			;;
+	esac
 fi
 
 # `.` of a file that is not there is fatal to a non-interactive POSIX shell,
@@ -60,13 +64,13 @@ fi
 # and an app that asks for it (any JEMALLOC_ENABLED) hears why, once. A dyno
 # with nothing set stays silent, as with a missing library.
 if [ -r "$__jemalloc_bp_rules" ]; then
-  # shellcheck source=runtime/lib/preload-rules.sh
-  . "$__jemalloc_bp_rules"
-  __jemalloc_rules_apply "$__jemalloc_bp_dir"
-  __jemalloc_rules_forget
+	# shellcheck source=runtime/lib/preload-rules.sh
+	. "$__jemalloc_bp_rules"
+	__jemalloc_rules_apply "$__jemalloc_bp_dir"
+	__jemalloc_rules_forget
 elif [ -n "${JEMALLOC_ENABLED:-}" ]; then
-  printf ' !     jemalloc: %s is missing, so jemalloc is not preloaded; the jemalloc buildpack must run before the build that uses it (heroku buildpacks:add --index 1 <jemalloc buildpack>), then redeploy\n' \
-    "$__jemalloc_bp_rules" >&2 || :
+	printf ' !     jemalloc: %s is missing, so jemalloc is not preloaded; the jemalloc buildpack must run before the build that uses it (heroku buildpacks:add --index 1 <jemalloc buildpack>), then redeploy\n' \
+		"$__jemalloc_bp_rules" >&2 || :
 fi
 
 unset __jemalloc_bp_dir __jemalloc_bp_rules

@@ -12,11 +12,11 @@ record_dir="$3"
 # Ubuntu's own container images ship an `ubuntu` user with uid 1000; Heroku's give that uid
 # to `heroku`. A debootstrapped tree has neither, but guard against both.
 if getent passwd ubuntu >/dev/null; then
-  userdel --remove ubuntu 2>/dev/null || userdel ubuntu
+	userdel --remove ubuntu 2>/dev/null || userdel ubuntu
 fi
 if [[ "$create_heroku_user" == yes ]] && ! getent passwd heroku >/dev/null; then
-  groupadd --gid 1000 heroku
-  useradd --uid 1000 --gid 1000 --shell /bin/bash --create-home heroku
+	groupadd --gid 1000 heroku
+	useradd --uid 1000 --gid 1000 --shell /bin/bash --create-home heroku
 fi
 
 mkdir -p "$record_dir"

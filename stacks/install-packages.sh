@@ -24,31 +24,31 @@ rm -f /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
 
 # Retry: the archive occasionally answers a burst of requests with a transient error.
 apt_get() {
-  local attempt
-  for attempt in 1 2 3; do
-    if apt-get -o Acquire::Retries=3 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"; then
-      return 0
-    fi
-    echo "apt-get $1 failed (attempt ${attempt}/3)" >&2
-    sleep $((attempt * 5))
-  done
-  return 1
+	local attempt
+	for attempt in 1 2 3; do
+		if apt-get -o Acquire::Retries=3 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"; then
+			return 0
+		fi
+		echo "apt-get $1 failed (attempt ${attempt}/3)" >&2
+		sleep $((attempt * 5))
+	done
+	return 1
 }
 
 # apt-get update exits 0 when an index could not be fetched; an image built from stale or
 # missing indexes would silently lack packages, so a fetch error fails the update.
 apt_update() {
-  local attempt log
-  log="$(mktemp)"
-  for attempt in 1 2 3; do
-    if apt-get -q update 2>&1 | tee "$log" && ! grep -qE '^(Err:|W: Failed to fetch|E: )' "$log"; then
-      rm -f "$log"
-      return 0
-    fi
-    echo "apt-get update failed (attempt ${attempt}/3)" >&2
-    sleep $((attempt * 5))
-  done
-  return 1
+	local attempt log
+	log="$(mktemp)"
+	for attempt in 1 2 3; do
+		if apt-get -q update 2>&1 | tee "$log" && ! grep -qE '^(Err:|W: Failed to fetch|E: )' "$log"; then
+			rm -f "$log"
+			return 0
+		fi
+		echo "apt-get update failed (attempt ${attempt}/3)" >&2
+		sleep $((attempt * 5))
+	done
+	return 1
 }
 
 apt_update
@@ -69,8 +69,8 @@ total="$(wc -l <"$wanted")"
 missing="$(wc -l <"${record_dir}/missing-packages")"
 echo "${missing} of ${total} listed packages are in no reachable archive: $(tr '\n' ' ' <"${record_dir}/missing-packages")"
 if ((missing * 100 > total * max_missing_percent)); then
-  echo "ERROR: ${missing} of ${total} packages are missing, more than ${max_missing_percent}%: this image would not stand in for Heroku's." >&2
-  exit 1
+	echo "ERROR: ${missing} of ${total} packages are missing, more than ${max_missing_percent}%: this image would not stand in for Heroku's." >&2
+	exit 1
 fi
 
 # shellcheck disable=SC2046 # one package name per line, no spaces by construction
@@ -82,8 +82,8 @@ comm -23 "$wanted" "${record_dir}/installed-packages" >"${record_dir}/missing-pa
 missing="$(wc -l <"${record_dir}/missing-packages")"
 printf '%s\n' "${total}" >"${record_dir}/listed-count"
 if ((missing * 100 > total * max_missing_percent)); then
-  echo "ERROR: ${missing} of ${total} packages ended up missing, more than ${max_missing_percent}%." >&2
-  exit 1
+	echo "ERROR: ${missing} of ${total} packages ended up missing, more than ${max_missing_percent}%." >&2
+	exit 1
 fi
 
 apt-get clean

@@ -14,32 +14,32 @@
 # contains "libjemalloc" (empty when none), and ERROR_VAR to why its map
 # cannot be read (empty when it can). Returns 1 when it cannot be read.
 proc::mapped_jemalloc() {
-  local proc_pid=$1 proc_maps proc_before proc_line IFS=$'\n'
-  local -n proc_mapped_out=$2 proc_error_out=$3
-  local -a proc_lines=()
-  proc_mapped_out=
-  proc_error_out=
-  if ! { mapfile -t proc_lines <"/proc/$proc_pid/maps"; } 2>/dev/null; then
-    if [[ -e /proc/$proc_pid ]]; then
-      proc_error_out="cannot read /proc/$proc_pid/maps"
-    else
-      proc_error_out="no such process"
-    fi
-    return 1
-  fi
-  proc_maps="${proc_lines[*]}"
-  if [[ $proc_maps != *libjemalloc* ]]; then
-    return 0
-  fi
-  # The line holding the first match: its path starts at its first '/'
-  # (address, permissions, offset, device and inode hold none).
-  proc_before=${proc_maps%%libjemalloc*}
-  proc_line=${proc_before##*$'\n'}${proc_maps#"$proc_before"}
-  proc_line=${proc_line%%$'\n'*}
-  if [[ $proc_line == */* ]]; then
-    proc_mapped_out=/${proc_line#*/}
-  fi
-  return 0
+	local proc_pid=$1 proc_maps proc_before proc_line IFS=$'\n'
+	local -n proc_mapped_out=$2 proc_error_out=$3
+	local -a proc_lines=()
+	proc_mapped_out=
+	proc_error_out=
+	if ! { mapfile -t proc_lines <"/proc/$proc_pid/maps"; } 2>/dev/null; then
+		if [[ -e /proc/$proc_pid ]]; then
+			proc_error_out="cannot read /proc/$proc_pid/maps"
+		else
+			proc_error_out="no such process"
+		fi
+		return 1
+	fi
+	proc_maps="${proc_lines[*]}"
+	if [[ $proc_maps != *libjemalloc* ]]; then
+		return 0
+	fi
+	# The line holding the first match: its path starts at its first '/'
+	# (address, permissions, offset, device and inode hold none).
+	proc_before=${proc_maps%%libjemalloc*}
+	proc_line=${proc_before##*$'\n'}${proc_maps#"$proc_before"}
+	proc_line=${proc_line%%$'\n'*}
+	if [[ $proc_line == */* ]]; then
+		proc_mapped_out=/${proc_line#*/}
+	fi
+	return 0
 }
 
 # Usage: proc::background_thread PID RESULT_VAR
@@ -47,65 +47,66 @@ proc::mapped_jemalloc() {
 # background thread (named jemalloc_bg_thd by jemalloc 5.2 and later), which
 # returns freed memory to the kernel while the process idles; no otherwise.
 proc::background_thread() {
-  local proc_pid=$1 proc_task proc_name
-  local -n proc_bg_out=$2
-  proc_bg_out=no
-  for proc_task in "/proc/$proc_pid/task/"*/comm; do
-    proc_name=
-    { IFS= read -r proc_name <"$proc_task"; } 2>/dev/null || :
-    if [[ $proc_name == jemalloc_bg_thd ]]; then
-      proc_bg_out=yes
-      return 0
-    fi
-  done
+	local proc_pid=$1 proc_task proc_name
+	local -n proc_bg_out=$2
+	proc_bg_out=no
+	for proc_task in "/proc/$proc_pid/task/"*/comm; do
+		proc_name=
+		{ IFS= read -r proc_name <"$proc_task"; } 2>/dev/null || :
+		if [[ $proc_name == jemalloc_bg_thd ]]; then
+			proc_bg_out=yes
+			return 0
+		fi
+	done
 }
 
 # Usage: proc::all_pids RESULT_ARRAY
 # Sets RESULT_ARRAY to every process in /proc but PID 1, kernel threads,
 # exited (zombie) processes, this check and its descendants, in PID order.
 proc::all_pids() {
-  local proc_entry proc_pid proc_line proc_has_memory proc_ppid proc_changed
-  local -n proc_result_out=$1
-  local -A proc_parent=() proc_excluded=()
-  local -a proc_lines=() proc_candidates=() proc_ordered=()
-  for proc_entry in /proc/[0-9]*; do
-    proc_pid=${proc_entry#/proc/}
-    proc_has_memory='' proc_ppid=''
-    if { mapfile -t proc_lines <"$proc_entry/status"; } 2>/dev/null; then
-      for proc_line in "${proc_lines[@]}"; do
-        case $proc_line in
-          PPid:*) proc_ppid=${proc_line#PPid:} ;;
-          VmSize:*) proc_has_memory=1 ;;
-        esac
-      done
-    fi
-    proc_ppid=${proc_ppid//[[:space:]]/}
-    # Kernel threads and exited (zombie) processes have no memory of their own.
-    if [[ -z $proc_has_memory || $proc_pid == 1 ]]; then
-      continue
-    fi
-    proc_parent[$proc_pid]=$proc_ppid
-    proc_candidates+=("$proc_pid")
-  done
-  # This check and whatever it started (descendants, at any depth).
-  proc_excluded[$$]=1
-  proc_changed=1
-  while [[ -n $proc_changed ]]; do
-    proc_changed=
-    for proc_pid in "${proc_candidates[@]}"; do
-      if [[ -z ${proc_excluded[$proc_pid]+x} && -n ${proc_parent[$proc_pid]} && -n ${proc_excluded[${proc_parent[$proc_pid]}]+x} ]]; then
-        proc_excluded[$proc_pid]=1
-        proc_changed=1
-      fi
-    done
-  done
-  # An indexed array lists its indices in numeric order: PID order, no sort(1).
-  for proc_pid in "${proc_candidates[@]}"; do
-    if [[ -z ${proc_excluded[$proc_pid]+x} ]]; then
-      proc_ordered[proc_pid]=$proc_pid
-    fi
-  done
-  proc_result_out=("${proc_ordered[@]}")
+	local proc_entry proc_pid proc_line proc_has_memory proc_ppid proc_changed
+	local -n proc_result_out=$1
+	local -A proc_parent=() proc_excluded=()
+	local -a proc_lines=() proc_candidates=() proc_ordered=()
+	for proc_entry in /proc/[0-9]*; do
+		proc_pid=${proc_entry#/proc/}
+		proc_has_memory='' proc_ppid=''
+		if { mapfile -t proc_lines <"$proc_entry/status"; } 2>/dev/null; then
+			for proc_line in "${proc_lines[@]}"; do
+				case $proc_line in
+					PPid:*) proc_ppid=${proc_line#PPid:} ;;
+					VmSize:*) proc_has_memory=1 ;;
+					*) ;;
+				esac
+			done
+		fi
+		proc_ppid=${proc_ppid//[[:space:]]/}
+		# Kernel threads and exited (zombie) processes have no memory of their own.
+		if [[ -z $proc_has_memory || $proc_pid == 1 ]]; then
+			continue
+		fi
+		proc_parent[$proc_pid]=$proc_ppid
+		proc_candidates+=("$proc_pid")
+	done
+	# This check and whatever it started (descendants, at any depth).
+	proc_excluded[$$]=1
+	proc_changed=1
+	while [[ -n $proc_changed ]]; do
+		proc_changed=
+		for proc_pid in "${proc_candidates[@]}"; do
+			if [[ -z ${proc_excluded[$proc_pid]+x} && -n ${proc_parent[$proc_pid]} && -n ${proc_excluded[${proc_parent[$proc_pid]}]+x} ]]; then
+				proc_excluded[$proc_pid]=1
+				proc_changed=1
+			fi
+		done
+	done
+	# An indexed array lists its indices in numeric order: PID order, no sort(1).
+	for proc_pid in "${proc_candidates[@]}"; do
+		if [[ -z ${proc_excluded[$proc_pid]+x} ]]; then
+			proc_ordered[proc_pid]=$proc_pid
+		fi
+	done
+	proc_result_out=("${proc_ordered[@]}")
 }
 
 # Usage: proc::inspect_process PID RESULT_ASSOC
@@ -113,27 +114,27 @@ proc::all_pids() {
 # proc::mapped_jemalloc), error (why it cannot be read, or empty), comm, rss
 # (kB, empty when unknown) and bg (yes/no; empty without jemalloc).
 proc::inspect_process() {
-  local proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg=''
-  local -n proc_info_out=$2
-  local -a proc_lines=()
-  proc_info_out=([mapped]='' [error]='' [comm]='' [rss]='' [bg]='')
-  proc::mapped_jemalloc "$proc_pid" proc_mapped proc_error || :
-  proc_info_out[mapped]=$proc_mapped
-  proc_info_out[error]=$proc_error
-  if [[ $proc_error == "no such process" ]]; then
-    return 0
-  fi
-  { IFS= read -r proc_value <"/proc/$proc_pid/comm"; } 2>/dev/null || :
-  proc_info_out[comm]=$proc_value
-  if [[ -n $proc_mapped ]]; then
-    proc::background_thread "$proc_pid" proc_bg
-    proc_info_out[bg]=$proc_bg
-  fi
-  if { mapfile -t proc_lines <"/proc/$proc_pid/status"; } 2>/dev/null; then
-    for proc_line in "${proc_lines[@]}"; do
-      if [[ $proc_line =~ ^VmRSS:[[:space:]]*([0-9]+) ]]; then
-        proc_info_out[rss]=${BASH_REMATCH[1]}
-      fi
-    done
-  fi
+	local proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg=''
+	local -n proc_info_out=$2
+	local -a proc_lines=()
+	proc_info_out=([mapped]='' [error]='' [comm]='' [rss]='' [bg]='')
+	proc::mapped_jemalloc "$proc_pid" proc_mapped proc_error || :
+	proc_info_out[mapped]=$proc_mapped
+	proc_info_out[error]=$proc_error
+	if [[ $proc_error == "no such process" ]]; then
+		return 0
+	fi
+	{ IFS= read -r proc_value <"/proc/$proc_pid/comm"; } 2>/dev/null || :
+	proc_info_out[comm]=$proc_value
+	if [[ -n $proc_mapped ]]; then
+		proc::background_thread "$proc_pid" proc_bg
+		proc_info_out[bg]=$proc_bg
+	fi
+	if { mapfile -t proc_lines <"/proc/$proc_pid/status"; } 2>/dev/null; then
+		for proc_line in "${proc_lines[@]}"; do
+			if [[ $proc_line =~ ^VmRSS:[[:space:]]*([0-9]+) ]]; then
+				proc_info_out[rss]=${BASH_REMATCH[1]}
+			fi
+		done
+	fi
 }

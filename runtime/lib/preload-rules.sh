@@ -23,14 +23,14 @@
 # __jemalloc_rules_enabled to on (true/1/yes/on), off (''/false/0/no/off) or
 # invalid (anything else: off too, but worth a warning).
 __jemalloc_rules_read_enabled() {
-  __jemalloc_rules_value=${1:-}
-  __jemalloc_rules_value=${__jemalloc_rules_value#"${__jemalloc_rules_value%%[! ]*}"}
-  __jemalloc_rules_value=${__jemalloc_rules_value%"${__jemalloc_rules_value##*[! ]}"}
-  case $__jemalloc_rules_value in
-    [Tt][Rr][Uu][Ee] | 1 | [Yy][Ee][Ss] | [Oo][Nn]) __jemalloc_rules_enabled=on ;;
-    '' | [Ff][Aa][Ll][Ss][Ee] | 0 | [Nn][Oo] | [Oo][Ff][Ff]) __jemalloc_rules_enabled=off ;;
-    *) __jemalloc_rules_enabled=invalid ;;
-  esac
+	__jemalloc_rules_value=${1:-}
+	__jemalloc_rules_value=${__jemalloc_rules_value#"${__jemalloc_rules_value%%[! ]*}"}
+	__jemalloc_rules_value=${__jemalloc_rules_value%"${__jemalloc_rules_value##*[! ]}"}
+	case $__jemalloc_rules_value in
+		[Tt][Rr][Uu][Ee] | 1 | [Yy][Ee][Ss] | [Oo][Nn]) __jemalloc_rules_enabled=on ;;
+		'' | [Ff][Aa][Ll][Ss][Ee] | 0 | [Nn][Oo] | [Oo][Ff][Ff]) __jemalloc_rules_enabled=off ;;
+		*) __jemalloc_rules_enabled=invalid ;;
+	esac
 }
 
 # Usage: __jemalloc_rules_read_type DYNO
@@ -38,12 +38,15 @@ __jemalloc_rules_read_enabled() {
 # "run.1234" -> "run"; on Heroku Fir DYNO is "web-12a34b56d-e78f9" (the type,
 # then two generated parts) -> "web". Empty when DYNO is.
 __jemalloc_rules_read_type() {
-  __jemalloc_rules_type=${1:-}
-  case $__jemalloc_rules_type in
-    *.*) __jemalloc_rules_type=${__jemalloc_rules_type%%.*} ;;
-    ?*-?*-?*) __jemalloc_rules_type=${__jemalloc_rules_type%-*}
-              __jemalloc_rules_type=${__jemalloc_rules_type%-*} ;;
-  esac
+	__jemalloc_rules_type=${1:-}
+	case $__jemalloc_rules_type in
+		*.*) __jemalloc_rules_type=${__jemalloc_rules_type%%.*} ;;
+		?*-?*-?*)
+			__jemalloc_rules_type=${__jemalloc_rules_type%-*}
+			__jemalloc_rules_type=${__jemalloc_rules_type%-*}
+			;;
+		*) ;; # no DYNO, or a name without a generated part: the type as it is
+	esac
 }
 
 # Usage: __jemalloc_rules_match_types LIST TYPE
@@ -53,21 +56,21 @@ __jemalloc_rules_read_type() {
 # __jemalloc_rules_listed to yes when TYPE is one of them, no otherwise. An
 # empty TYPE matches no token.
 __jemalloc_rules_match_types() {
-  __jemalloc_rules_types=
-  __jemalloc_rules_listed=no
-  __jemalloc_rules_rest=${1:-}
-  while [ -n "$__jemalloc_rules_rest" ]; do
-    # Drop leading separators, then cut the next token off the front.
-    __jemalloc_rules_rest=${__jemalloc_rules_rest#"${__jemalloc_rules_rest%%[!, ]*}"}
-    __jemalloc_rules_item=${__jemalloc_rules_rest%%[, ]*}
-    __jemalloc_rules_rest=${__jemalloc_rules_rest#"$__jemalloc_rules_item"}
-    if [ -n "$__jemalloc_rules_item" ]; then
-      __jemalloc_rules_types=${__jemalloc_rules_types:+$__jemalloc_rules_types,}$__jemalloc_rules_item
-      if [ "$__jemalloc_rules_item" = "${2:-}" ]; then
-        __jemalloc_rules_listed=yes
-      fi
-    fi
-  done
+	__jemalloc_rules_types=
+	__jemalloc_rules_listed=no
+	__jemalloc_rules_rest=${1:-}
+	while [ -n "$__jemalloc_rules_rest" ]; do
+		# Drop leading separators, then cut the next token off the front.
+		__jemalloc_rules_rest=${__jemalloc_rules_rest#"${__jemalloc_rules_rest%%[!, ]*}"}
+		__jemalloc_rules_item=${__jemalloc_rules_rest%%[, ]*}
+		__jemalloc_rules_rest=${__jemalloc_rules_rest#"$__jemalloc_rules_item"}
+		if [ -n "$__jemalloc_rules_item" ]; then
+			__jemalloc_rules_types=${__jemalloc_rules_types:+$__jemalloc_rules_types,}$__jemalloc_rules_item
+			if [ "$__jemalloc_rules_item" = "${2:-}" ]; then
+				__jemalloc_rules_listed=yes
+			fi
+		fi
+	done
 }
 
 # Usage: __jemalloc_rules_decide ENABLED PROCESS_TYPES DYNO
@@ -76,15 +79,15 @@ __jemalloc_rules_match_types() {
 # otherwise, and every result of the three functions above. Whether the
 # library exists is the caller's to check.
 __jemalloc_rules_decide() {
-  __jemalloc_rules_read_enabled "${1:-}"
-  __jemalloc_rules_read_type "${3:-}"
-  __jemalloc_rules_match_types "${2:-}" "$__jemalloc_rules_type"
-  __jemalloc_rules_on=no
-  if [ "$__jemalloc_rules_enabled" = on ]; then
-    if [ -z "$__jemalloc_rules_types" ] || [ "$__jemalloc_rules_listed" = yes ]; then
-      __jemalloc_rules_on=yes
-    fi
-  fi
+	__jemalloc_rules_read_enabled "${1:-}"
+	__jemalloc_rules_read_type "${3:-}"
+	__jemalloc_rules_match_types "${2:-}" "$__jemalloc_rules_type"
+	__jemalloc_rules_on=no
+	if [ "$__jemalloc_rules_enabled" = on ]; then
+		if [ -z "$__jemalloc_rules_types" ] || [ "$__jemalloc_rules_listed" = yes ]; then
+			__jemalloc_rules_on=yes
+		fi
+	fi
 }
 
 # Usage: __jemalloc_rules_build_preload LIBRARY PRELOAD [LIBDIR...]
@@ -94,27 +97,28 @@ __jemalloc_rules_decide() {
 # earlier copy of a jemalloc library (libjemalloc.so, .so.2, ...) of any
 # LIBDIR, so that applying the rules twice changes nothing.
 __jemalloc_rules_build_preload() {
-  __jemalloc_rules_preload=${1:-}
-  __jemalloc_rules_rest=${2:-}
-  if [ "$#" -ge 2 ]; then
-    shift 2
-  else
-    shift "$#"
-  fi
-  while [ -n "$__jemalloc_rules_rest" ]; do
-    __jemalloc_rules_item=${__jemalloc_rules_rest%%[: ]*}
-    __jemalloc_rules_rest=${__jemalloc_rules_rest#"$__jemalloc_rules_item"}
-    __jemalloc_rules_rest=${__jemalloc_rules_rest#[: ]}
-    __jemalloc_rules_keep=$__jemalloc_rules_item
-    for __jemalloc_rules_dir in "$@"; do
-      case $__jemalloc_rules_item in
-        "$__jemalloc_rules_dir"/libjemalloc*) __jemalloc_rules_keep= ;;
-      esac
-    done
-    if [ -n "$__jemalloc_rules_keep" ]; then
-      __jemalloc_rules_preload=$__jemalloc_rules_preload:$__jemalloc_rules_item
-    fi
-  done
+	__jemalloc_rules_preload=${1:-}
+	__jemalloc_rules_rest=${2:-}
+	if [ "$#" -ge 2 ]; then
+		shift 2
+	else
+		shift "$#"
+	fi
+	while [ -n "$__jemalloc_rules_rest" ]; do
+		__jemalloc_rules_item=${__jemalloc_rules_rest%%[: ]*}
+		__jemalloc_rules_rest=${__jemalloc_rules_rest#"$__jemalloc_rules_item"}
+		__jemalloc_rules_rest=${__jemalloc_rules_rest#[: ]}
+		__jemalloc_rules_keep=$__jemalloc_rules_item
+		for __jemalloc_rules_dir in "$@"; do
+			case $__jemalloc_rules_item in
+				"$__jemalloc_rules_dir"/libjemalloc*) __jemalloc_rules_keep= ;;
+				*) ;;
+			esac
+		done
+		if [ -n "$__jemalloc_rules_keep" ]; then
+			__jemalloc_rules_preload=$__jemalloc_rules_preload:$__jemalloc_rules_item
+		fi
+	done
 }
 
 # Usage: __jemalloc_rules_find_library PRELOAD LIBDIR
@@ -122,16 +126,17 @@ __jemalloc_rules_build_preload() {
 # or ' ', as ld.so reads it) is a jemalloc library of LIBDIR, under any of its
 # names; no otherwise.
 __jemalloc_rules_find_library() {
-  __jemalloc_rules_has=no
-  __jemalloc_rules_rest=${1:-}
-  while [ -n "$__jemalloc_rules_rest" ]; do
-    __jemalloc_rules_item=${__jemalloc_rules_rest%%[: ]*}
-    __jemalloc_rules_rest=${__jemalloc_rules_rest#"$__jemalloc_rules_item"}
-    __jemalloc_rules_rest=${__jemalloc_rules_rest#[: ]}
-    case $__jemalloc_rules_item in
-      "${2:-}"/libjemalloc*) __jemalloc_rules_has=yes ;;
-    esac
-  done
+	__jemalloc_rules_has=no
+	__jemalloc_rules_rest=${1:-}
+	while [ -n "$__jemalloc_rules_rest" ]; do
+		__jemalloc_rules_item=${__jemalloc_rules_rest%%[: ]*}
+		__jemalloc_rules_rest=${__jemalloc_rules_rest#"$__jemalloc_rules_item"}
+		__jemalloc_rules_rest=${__jemalloc_rules_rest#[: ]}
+		case $__jemalloc_rules_item in
+			"${2:-}"/libjemalloc*) __jemalloc_rules_has=yes ;;
+			*) ;;
+		esac
+	done
 }
 
 # Usage: __jemalloc_rules_apply PREFIX
@@ -142,26 +147,26 @@ __jemalloc_rules_find_library() {
 # leave the environment alone with one line on stderr (a failing stderr is
 # ignored).
 __jemalloc_rules_apply() {
-  __jemalloc_rules_decide "${JEMALLOC_ENABLED:-}" "${JEMALLOC_PROCESS_TYPES:-}" "${DYNO:-}"
-  if [ "$__jemalloc_rules_enabled" = invalid ]; then
-    # A typo must not enable an allocator swap by accident, but it must not
-    # go unnoticed either: off, with one line in the logs.
-    printf " !     jemalloc: JEMALLOC_ENABLED='%s' is not understood (use true or false); jemalloc is not preloaded\n" \
-      "${JEMALLOC_ENABLED:-}" >&2 || :
-  fi
-  if [ "$__jemalloc_rules_on" = yes ]; then
-    if [ ! -e "${1:-}/lib/libjemalloc.so" ]; then
-      # A preload path that does not exist makes ld.so print an error on
-      # every exec, so leave LD_PRELOAD alone and say why, once.
-      printf ' !     jemalloc: %s is missing, so jemalloc is not preloaded; the jemalloc buildpack must run before the build that uses it (heroku buildpacks:add --index 1 <jemalloc buildpack>), then redeploy\n' \
-        "${1:-}/lib/libjemalloc.so" >&2 || :
-    else
-      __jemalloc_rules_build_preload "${1:-}/lib/libjemalloc.so" "${LD_PRELOAD:-}" "${1:-}/lib"
-      LD_PRELOAD=$__jemalloc_rules_preload
-      export LD_PRELOAD
-      __jemalloc_rules_arena_max
-    fi
-  fi
+	__jemalloc_rules_decide "${JEMALLOC_ENABLED:-}" "${JEMALLOC_PROCESS_TYPES:-}" "${DYNO:-}"
+	if [ "$__jemalloc_rules_enabled" = invalid ]; then
+		# A typo must not enable an allocator swap by accident, but it must not
+		# go unnoticed either: off, with one line in the logs.
+		printf " !     jemalloc: JEMALLOC_ENABLED='%s' is not understood (use true or false); jemalloc is not preloaded\n" \
+			"${JEMALLOC_ENABLED:-}" >&2 || :
+	fi
+	if [ "$__jemalloc_rules_on" = yes ]; then
+		if [ ! -e "${1:-}/lib/libjemalloc.so" ]; then
+			# A preload path that does not exist makes ld.so print an error on
+			# every exec, so leave LD_PRELOAD alone and say why, once.
+			printf ' !     jemalloc: %s is missing, so jemalloc is not preloaded; the jemalloc buildpack must run before the build that uses it (heroku buildpacks:add --index 1 <jemalloc buildpack>), then redeploy\n' \
+				"${1:-}/lib/libjemalloc.so" >&2 || :
+		else
+			__jemalloc_rules_build_preload "${1:-}/lib/libjemalloc.so" "${LD_PRELOAD:-}" "${1:-}/lib"
+			LD_PRELOAD=$__jemalloc_rules_preload
+			export LD_PRELOAD
+			__jemalloc_rules_arena_max
+		fi
+	fi
 }
 
 # Usage: __jemalloc_rules_arena_max
@@ -170,22 +175,22 @@ __jemalloc_rules_apply() {
 # MALLOC_CONF): it caps memory growth in whatever still runs on glibc malloc,
 # e.g. static or setuid programs that skip LD_PRELOAD.
 __jemalloc_rules_arena_max() {
-  if [ -z "${MALLOC_ARENA_MAX+x}" ]; then
-    MALLOC_ARENA_MAX=2
-    export MALLOC_ARENA_MAX
-  fi
+	if [ -z "${MALLOC_ARENA_MAX+x}" ]; then
+		MALLOC_ARENA_MAX=2
+		export MALLOC_ARENA_MAX
+	fi
 }
 
 # Usage: __jemalloc_rules_forget
 # Unsets every variable and function of this file, this one included, so a
 # shell that sourced it is left as it was.
 __jemalloc_rules_forget() {
-  unset -v __jemalloc_rules_value __jemalloc_rules_enabled __jemalloc_rules_type \
-    __jemalloc_rules_types __jemalloc_rules_listed __jemalloc_rules_rest \
-    __jemalloc_rules_item __jemalloc_rules_on __jemalloc_rules_preload \
-    __jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has
-  unset -f __jemalloc_rules_read_enabled __jemalloc_rules_read_type \
-    __jemalloc_rules_match_types __jemalloc_rules_decide \
-    __jemalloc_rules_build_preload __jemalloc_rules_find_library \
-    __jemalloc_rules_apply __jemalloc_rules_arena_max __jemalloc_rules_forget
+	unset -v __jemalloc_rules_value __jemalloc_rules_enabled __jemalloc_rules_type \
+		__jemalloc_rules_types __jemalloc_rules_listed __jemalloc_rules_rest \
+		__jemalloc_rules_item __jemalloc_rules_on __jemalloc_rules_preload \
+		__jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has
+	unset -f __jemalloc_rules_read_enabled __jemalloc_rules_read_type \
+		__jemalloc_rules_match_types __jemalloc_rules_decide \
+		__jemalloc_rules_build_preload __jemalloc_rules_find_library \
+		__jemalloc_rules_apply __jemalloc_rules_arena_max __jemalloc_rules_forget
 }

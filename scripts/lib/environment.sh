@@ -14,94 +14,94 @@ source "${ENVIRONMENT_ROOT}/lib/output.sh"
 # Docker and debootstrap need root: say so up front rather than fail halfway.
 # Usage: environment::require_root
 environment::require_root() {
-  if [[ "$(id -u)" != 0 ]]; then
-    output::error "run this as root (e.g. with sudo): it installs packages and starts a Docker engine"
-  fi
+	if [[ "$(id -u)" != 0 ]]; then
+		output::error "run this as root (e.g. with sudo): it installs packages and starts a Docker engine"
+	fi
 }
 
 # Usage: environment::install_system_packages
 environment::install_system_packages() {
-  local wanted=() command package
-  # curl, gcc and make: tests/test_faults_host.py runs bin/compile on this machine.
-  for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck shfmt:shfmt \
-    curl:curl gcc:gcc make:make; do
-    package="${command#*:}"
-    command -v "${command%%:*}" >/dev/null || wanted+=("$package")
-  done
-  if ((${#wanted[@]} == 0)); then
-    return 0
-  fi
-  output::step "Installing ${wanted[*]}"
-  command -v apt-get >/dev/null || output::error "no apt-get: install ${wanted[*]} by hand"
-  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null
+	local wanted=() command package
+	# curl, gcc and make: tests/test_faults_host.py runs bin/compile on this machine.
+	for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck shfmt:shfmt \
+		curl:curl gcc:gcc make:make; do
+		package="${command#*:}"
+		command -v "${command%%:*}" >/dev/null || wanted+=("$package")
+	done
+	if ((${#wanted[@]} == 0)); then
+		return 0
+	fi
+	output::step "Installing ${wanted[*]}"
+	command -v apt-get >/dev/null || output::error "no apt-get: install ${wanted[*]} by hand"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null
 }
 
 # Starts a Docker engine unless one answers already. It runs without the default bridge
 # network: the tests use only the host's loopback (compiles) and no network at all (dynos).
 # Usage: environment::start_docker
 environment::start_docker() {
-  if docker info >/dev/null 2>&1; then
-    return 0
-  fi
-  output::step "Starting a Docker engine"
-  mkdir -p "${ENVIRONMENT_ROOT}/.cache"
-  dockerd --bridge=none --iptables=false --ip-masq=false \
-    >"${ENVIRONMENT_ROOT}/.cache/dockerd.log" 2>&1 &
-  ENVIRONMENT_STARTED_DOCKERD_PID=$!
-  local waited
-  for waited in $(seq 1 60); do
-    if docker info >/dev/null 2>&1; then
-      output::detail "ready after ${waited}s"
-      return 0
-    fi
-    if ! kill -0 "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null; then
-      tail -n 20 "${ENVIRONMENT_ROOT}/.cache/dockerd.log" >&2
-      output::error "dockerd exited (log: .cache/dockerd.log)"
-    fi
-    sleep 1
-  done
-  output::error "dockerd did not answer within 60s (log: .cache/dockerd.log)"
+	if docker info >/dev/null 2>&1; then
+		return 0
+	fi
+	output::step "Starting a Docker engine"
+	mkdir -p "${ENVIRONMENT_ROOT}/.cache"
+	dockerd --bridge=none --iptables=false --ip-masq=false \
+		>"${ENVIRONMENT_ROOT}/.cache/dockerd.log" 2>&1 &
+	ENVIRONMENT_STARTED_DOCKERD_PID=$!
+	local waited
+	for waited in $(seq 1 60); do
+		if docker info >/dev/null 2>&1; then
+			output::detail "ready after ${waited}s"
+			return 0
+		fi
+		if ! kill -0 "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null; then
+			tail -n 20 "${ENVIRONMENT_ROOT}/.cache/dockerd.log" >&2
+			output::error "dockerd exited (log: .cache/dockerd.log)"
+		fi
+		sleep 1
+	done
+	output::error "dockerd did not answer within 60s (log: .cache/dockerd.log)"
 }
 
 # Usage: environment::stop_started_services
 environment::stop_started_services() {
-  if [[ -n "$ENVIRONMENT_STARTED_DOCKERD_PID" ]]; then
-    output::step "Stopping the Docker engine this run started"
-    kill "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null || true
-    local waited
-    for waited in $(seq 1 30); do
-      kill -0 "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null || break
-      sleep 1
-    done
-    ENVIRONMENT_STARTED_DOCKERD_PID=""
-  fi
+	if [[ -n "$ENVIRONMENT_STARTED_DOCKERD_PID" ]]; then
+		output::step "Stopping the Docker engine this run started"
+		kill "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null || true
+		local waited
+		for waited in $(seq 1 30); do
+			kill -0 "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null || break
+			sleep 1
+		done
+		ENVIRONMENT_STARTED_DOCKERD_PID=""
+	fi
 }
 
 # A venv of its own keeps the harness's Python packages off the machine's Python.
 # Usage: environment::python_venv
 environment::python_venv() {
-  local requirements="${ENVIRONMENT_ROOT}/tests/requirements.txt"
-  local stamp="${ENVIRONMENT_VENV}/.requirements"
-  if [[ -x "${ENVIRONMENT_VENV}/bin/python" ]] && cmp -s "$requirements" "$stamp"; then
-    return 0
-  fi
-  output::step "Preparing the Python environment (.venv)"
-  python3 -m venv "$ENVIRONMENT_VENV"
-  "${ENVIRONMENT_VENV}/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
+	local requirements="${ENVIRONMENT_ROOT}/tests/requirements.txt"
+	local stamp="${ENVIRONMENT_VENV}/.requirements"
+	if [[ -x "${ENVIRONMENT_VENV}/bin/python" ]] && cmp -s "$requirements" "$stamp"; then
+		return 0
+	fi
+	output::step "Preparing the Python environment (.venv)"
+	python3 -m venv "$ENVIRONMENT_VENV"
+	"${ENVIRONMENT_VENV}/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+	cp "$requirements" "$stamp"
 }
 
 # Usage: environment::harness ARGS... (python -m harness ARGS...)
 environment::harness() {
-  PYTHONPATH="${ENVIRONMENT_ROOT}/tests" "${ENVIRONMENT_VENV}/bin/python" -m harness "$@"
+	PYTHONPATH="${ENVIRONMENT_ROOT}/tests" "${ENVIRONMENT_VENV}/bin/python" -m harness "$@"
 }
 
 # Usage: environment::prepare (all of the above, with the services stopped on exit)
 environment::prepare() {
-  environment::require_root
-  environment::install_system_packages
-  trap environment::stop_started_services EXIT
-  environment::start_docker
-  environment::python_venv
+	environment::require_root
+	environment::install_system_packages
+	trap environment::stop_started_services EXIT
+	environment::start_docker
+	environment::python_venv
 }
