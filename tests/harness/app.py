@@ -37,8 +37,28 @@ ENV_MOUNT = "/tmp/env"
 COMPILE_TIMEOUT = 15 * 60
 
 
+class BuildOutcome:
+    """What a build of either platform said (returncode, stdout, stderr), and its facts."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @staticmethod
+    def _build_info(info: Path) -> dict[str, str]:
+        return parse_build_info(info.read_text()) if info.exists() else {}
+
+
 @dataclass
-class Build:
+class Build(BuildOutcome):
     """What a compile left: its exit status and output, and the compiled tree."""
 
     stack_images: StackImages
@@ -50,14 +70,6 @@ class Build:
     release: dict | None = None
     next_buildpack_output: str | None = None
 
-    @property
-    def succeeded(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
     def path(self, relative: str) -> Path:
         """A file of the compiled tree: RELATIVE to it, or as a dyno sees it (harness.paths' /app/... names)."""
         if relative.startswith("/"):
@@ -66,8 +78,7 @@ class Build:
 
     def build_info(self) -> dict[str, str]:
         """The facts the build recorded in the slug (vendor/jemalloc/build-info); {} if none."""
-        info = self.path(BUILD_INFO)
-        return parse_build_info(info.read_text()) if info.exists() else {}
+        return self._build_info(self.path(BUILD_INFO))
 
 
 @dataclass

@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .app import APPS, AppWorkspace
+from .app import APPS, AppWorkspace, BuildOutcome
 from .docker import Result
-from .images import buildpack_image
 from .dyno import Dyno
-from .parsers import parse_build_info
+from .images import buildpack_image
 from .paths import JEMALLOC_FIXTURES, REPO
 from .sources import FIXTURES_MOUNT
 
@@ -70,7 +69,7 @@ class Layer:
 
 
 @dataclass
-class CnbBuild:
+class CnbBuild(BuildOutcome):
     """One build: the phases' results and, if it succeeded, the exported image's directory."""
 
     returncode: int
@@ -81,22 +80,13 @@ class CnbBuild:
     image: Path | None = None
     layers: dict[str, Layer] = field(default_factory=dict)
 
-    @property
-    def succeeded(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
     def layer_path(self, name: str = "jemalloc") -> str:
         """Where a layer of this buildpack is in the build and launch containers."""
         return f"/layers/{BUILDPACK_LAYERS}/{name}"
 
     def build_info(self) -> dict[str, str]:
         """The facts the build recorded in its jemalloc layer (build-info); {} if none."""
-        info = self.layers_dir / "jemalloc" / "build-info"
-        return parse_build_info(info.read_text()) if info.exists() else {}
+        return self._build_info(self.layers_dir / "jemalloc" / "build-info")
 
 
 def layer_digest(directory: Path) -> str:
