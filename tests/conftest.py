@@ -11,20 +11,16 @@ import shutil
 
 import pytest
 
+import functools
+
 from harness import images
 from harness.app import App, remove_dynos
 from harness.docker import remove_leftovers
+from harness.paths import source_config as config_for
+# Re-exported for test modules that still import them from here; their home is harness.paths.
+from harness.paths import DEFAULT_VERSION, FIXTURE_TARBALLS, SNAPSHOT_CHECKSUM  # noqa: F401
 from harness.sources import SourceServer
 from harness.stacks import selected_stacks
-
-DEFAULT_VERSION = "5.3.0"
-FIXTURE_TARBALLS = {
-    "5.2.1": "jemalloc-5.2.1.tar.bz2",
-    "5.3.0": "jemalloc-5.3.0.tar.bz2",
-    "5.3.1": "jemalloc-5.3.1-git-snapshot.tar.gz",
-}
-# The 5.3.1 fixture is a git snapshot, not the release tarball, so its pinned checksum does not apply.
-SNAPSHOT_CHECKSUM = "aac0e7afdbfb8abcbe7cab63597b63abacf22e8b701116a10a45b5ff50ac0c29"
 
 
 def pytest_addoption(parser):
@@ -75,37 +71,25 @@ def source_server():
 
 @pytest.fixture(scope="session")
 def source_config(source_server):
-    """Config vars that make the buildpack take VERSION from the offline fixtures."""
-
-    def config(version: str = DEFAULT_VERSION, fault: str = "ok", **extra: str) -> dict[str, str]:
-        values = {
-            "JEMALLOC_VERSION": version,
-            "JEMALLOC_SOURCE_URL": source_server.url(FIXTURE_TARBALLS[version], fault),
-        }
-        if version == "5.3.1":
-            values["JEMALLOC_CHECKSUM"] = SNAPSHOT_CHECKSUM
-        values.update(extra)
-        return values
-
-    return config
+    """source_config(version="5.3.0", fault="ok", **config_vars): config vars that make the
+    buildpack take VERSION from the offline fixtures (harness.paths.source_config)."""
+    return functools.partial(config_for, source_server)
 
 
 @pytest.fixture
 def app(stack_images):
     """A fresh app with an empty build cache, removed with its containers after the test."""
-    created = App(stack_images)
-    yield created
-    created.cleanup()
+    with App(stack_images) as created:
+        yield created
 
 
 @pytest.fixture(scope="session")
 def built_app(stack_images, source_config):
     """An app compiled once per stack with the default fixture version, shared by the runtime tests."""
-    created = App(stack_images)
-    build = created.compile(source_config())
-    assert build.succeeded, build.output
-    yield created, build
-    created.cleanup()
+    with App(stack_images) as created:
+        build = created.compile(source_config())
+        assert build.succeeded, build.output
+        yield created, build
 
 
 @pytest.fixture

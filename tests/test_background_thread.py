@@ -9,7 +9,6 @@ free 200 ms or more after the fork (src/background_thread_after_fork.c), so the 
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 
@@ -65,8 +64,7 @@ def test_the_switch_turns_the_restart_off_and_jemalloc_check_says_so(built_app):
     # jemalloc's own behaviour: the parent keeps its thread, the child has none.
     assert has_background_thread(dyno, main.pid) is True
     assert has_background_thread(dyno, child.pid) is False
-    result = dyno.exec(f"jemalloc-check --json {main.pid} {child.pid}", login=True)
-    processes = {entry["pid"]: entry for entry in json.loads(result.stdout)["processes"]}
+    processes = {entry["pid"]: entry for entry in dyno.check(main.pid, child.pid)["processes"]}
     assert processes[main.pid]["background_thread"] is True
     assert processes[child.pid]["background_thread"] is False
 

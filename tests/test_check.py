@@ -6,18 +6,13 @@ Every answer is compared with the truth read from /proc by the harness (Dyno.map
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 
 import pytest
 
-from conftest import DEFAULT_VERSION, FIXTURE_TARBALLS
 from harness.dyno import Process
-from harness.paths import JEMALLOC_FIXTURES
-
-LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so"
-LIBRARY_FILE = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+from harness.paths import DEFAULT_VERSION, LIBRARY, LIBRARY_FILE, fixture_path, slug_relative
 ENABLED = {"JEMALLOC_ENABLED": "true"}
 # Above the kernel's highest possible PID (PID_MAX_LIMIT, 2^22): no process can have it.
 NO_SUCH_PID = 4194305
@@ -122,34 +117,26 @@ def test_a_value_it_does_not_understand_is_off_and_named(built_app):
     assert said.fields["mapped"] == "(none)"
 
 
-def test_a_web_dyno_outside_jemalloc_process_types_is_off_and_says_why(built_app):
+@pytest.mark.parametrize(("process_type", "returncode", "headline", "mapped"), [
+    ("web", 1, "jemalloc is off: process type web is not in JEMALLOC_PROCESS_TYPES (worker,clock)", None),
+    ("worker", 0, "jemalloc is on: JEMALLOC_ENABLED=true and process type worker is in JEMALLOC_PROCESS_TYPES (worker,clock)",
+     LIBRARY_FILE),
+], ids=["a web dyno outside them is off", "a worker dyno listed in them is on"])
+def test_jemalloc_process_types_decide_and_it_says_why(built_app, process_type, returncode, headline, mapped):
     app, build = built_app
-    config = {**ENABLED, "JEMALLOC_PROCESS_TYPES": "worker,clock"}
-    dyno = app.boot(build, "bin/probe", config, process_type="web")
+    dyno = app.boot(build, "bin/probe", {**ENABLED, "JEMALLOC_PROCESS_TYPES": "worker,clock"}, process_type=process_type)
     dyno.wait_for_output("ready")
     said = answer(dyno.exec("jemalloc-check", login=True))
-    assert said.returncode == 1
-    assert said.headline == "jemalloc is off: process type web is not in JEMALLOC_PROCESS_TYPES (worker,clock)"
-    assert said.fields["mapped"] == "(none)"
-    assert truth(dyno, dyno.main_process()) is None
-
-
-def test_a_worker_dyno_listed_in_jemalloc_process_types_is_on(built_app):
-    app, build = built_app
-    config = {**ENABLED, "JEMALLOC_PROCESS_TYPES": "worker,clock"}
-    dyno = app.boot(build, "bin/probe", config, process_type="worker")
-    dyno.wait_for_output("ready")
-    said = answer(dyno.exec("jemalloc-check", login=True))
-    assert said.returncode == 0
-    assert said.headline == ("jemalloc is on: JEMALLOC_ENABLED=true and process type worker is in "
-                             "JEMALLOC_PROCESS_TYPES (worker,clock)")
-    assert said.fields["mapped"] == truth(dyno, dyno.main_process()) == LIBRARY_FILE
+    assert said.returncode == returncode
+    assert said.headline == headline
+    assert said.fields["mapped"] == (mapped or "(none)")
+    assert truth(dyno, dyno.main_process()) == mapped
 
 
 def test_a_missing_library_is_off_and_named(built_app):
     app, build = built_app
     slug = app.slug(build)
-    (slug / "vendor/jemalloc/lib/libjemalloc.so.2").unlink()
+    (slug / slug_relative(LIBRARY_FILE)).unlink()
     said = answer(app.run(slug, "jemalloc-check", ENABLED))
     assert said.returncode == 1
     assert said.headline == f"jemalloc is off: library missing ({LIBRARY})"
@@ -252,9 +239,8 @@ def test_a_pid_that_does_not_exist_is_said_and_fails_the_check(enabled_dyno):
 
 def test_json_agrees_with_the_text_and_with_proc(enabled_dyno):
     text = answer(enabled_dyno.exec("jemalloc-check", login=True))
-    result = enabled_dyno.exec("jemalloc-check --json", login=True)
-    assert result.returncode == 0
-    data = json.loads(result.stdout)
+    data = enabled_dyno.check()
+    assert data.returncode == 0
     assert data["active"] is True
     assert f"jemalloc is {data['reason']}" == text.headline
     assert data["mapped"] == text.fields["mapped"] == LIBRARY_FILE
@@ -268,9 +254,8 @@ def test_json_agrees_with_the_text_and_with_proc(enabled_dyno):
 
 def test_json_lists_processes_with_their_rss_as_proc_shows_them(enabled_dyno):
     processes = enabled_dyno.processes()
-    result = enabled_dyno.exec("jemalloc-check --json --all", login=True)
-    assert result.returncode == 0, result.output
-    data = json.loads(result.stdout)
+    data = enabled_dyno.check("--all")
+    assert data.returncode == 0, data.stderr
     assert data["active"] is True
     assert [entry["pid"] for entry in data["processes"]] == [process.pid for process in processes]
     for entry, process in zip(data["processes"], processes):
@@ -284,9 +269,8 @@ def test_json_lists_processes_with_their_rss_as_proc_shows_them(enabled_dyno):
 def test_json_says_off_and_escapes_what_it_quotes(built_app):
     app, build = built_app
     awkward = 'a "quoted" \\ value\twith a tab'
-    result = app.run(build, "jemalloc-check --json", {"JEMALLOC_ENABLED": awkward})
-    assert result.returncode == 1
-    data = json.loads(result.stdout)
+    data = app.check(build, config={"JEMALLOC_ENABLED": awkward})
+    assert data.returncode == 1
     assert data["active"] is False
     assert data["reason"] == f"off: JEMALLOC_ENABLED='{awkward}' is not understood"
     assert data["settings"]["JEMALLOC_ENABLED"] == awkward
@@ -294,9 +278,9 @@ def test_json_says_off_and_escapes_what_it_quotes(built_app):
 
 
 def test_json_for_a_missing_pid_says_it_does_not_exist(enabled_dyno):
-    result = enabled_dyno.exec(f"jemalloc-check --json {NO_SUCH_PID}", login=True)
-    assert result.returncode == 1
-    (entry,) = json.loads(result.stdout)["processes"]
+    data = enabled_dyno.check(NO_SUCH_PID)
+    assert data.returncode == 1
+    (entry,) = data["processes"]
     assert entry == {"pid": NO_SUCH_PID, "exists": False, "comm": None, "jemalloc": False, "mapped": None,
                      "background_thread": None, "rss_kb": None, "error": "no such process"}
 
@@ -321,8 +305,8 @@ def test_help_exits_0(enabled_dyno):
 
 def test_the_build_records_its_facts_in_the_slug_outside_the_cache(built_app, stack):
     app, build = built_app
-    info = dict(line.split("=", 1) for line in build.path("vendor/jemalloc/build-info").read_text().splitlines())
-    sha256 = hashlib.sha256((JEMALLOC_FIXTURES / FIXTURE_TARBALLS[DEFAULT_VERSION]).read_bytes())
+    info = build.build_info()
+    sha256 = hashlib.sha256(fixture_path(DEFAULT_VERSION).read_bytes())
     assert info["version"] == DEFAULT_VERSION
     assert info["source_sha256"] == sha256.hexdigest()
     assert info["profiling"] == "false"

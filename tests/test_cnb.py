@@ -7,20 +7,15 @@ What a process runs on is read from the kernel (/proc/PID/maps) and from jemallo
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 
 import pytest
 
-from conftest import FIXTURE_TARBALLS
-from harness.cnb import BUILDPACK_LAYERS, CnbApp, layer_digest
+from harness.cnb import BUILDPACK_LAYERS, LAYER, LIBRARY, LIBRARY_FILE, CnbApp, layer_digest
 
 # Heroku Fir runs these stacks only; the suite is not generated for the others.
 pytestmark = pytest.mark.stacks("heroku-24", "heroku-26")
-LAYER = f"/layers/{BUILDPACK_LAYERS}/jemalloc"
-LIBRARY = f"{LAYER}/tree/lib/libjemalloc.so"
-LIBRARY_FILE = f"{LAYER}/tree/lib/libjemalloc.so.2"
 ENABLED = {"JEMALLOC_ENABLED": "true"}
 # A library every stack's run image has, to stand for one the app preloads itself.
 APP_LIBRARY = "/lib/x86_64-linux-gnu/libz.so.1"
@@ -29,9 +24,8 @@ MISSING_WARNING = f" !     jemalloc: {LIBRARY} is missing, so jemalloc is not pr
 
 @pytest.fixture(scope="module")
 def cnb_app(stack_images):
-    app = CnbApp(stack_images)
-    yield app
-    app.cleanup()
+    with CnbApp(stack_images) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +150,8 @@ def test_bad_input_fails_the_build_cleanly(cnb_app, cnb_build, config, message):
     assert cnb_app.image == image_before
 
 
-def test_with_a_checksum_mismatch_nothing_is_built(cnb_app, cnb_build, source_server):
-    failed = cnb_app.build({"JEMALLOC_VERSION": "5.3.0",
-                            "JEMALLOC_SOURCE_URL": source_server.url(FIXTURE_TARBALLS["5.3.0"], "wrong-body")})
+def test_with_a_checksum_mismatch_nothing_is_built(cnb_app, cnb_build, source_config):
+    failed = cnb_app.build(source_config("5.3.0", "wrong-body"))
     assert failed.returncode == 1
     assert "Checksum mismatch for the jemalloc source" in failed.stderr
     assert "Building jemalloc" not in failed.stdout
@@ -175,11 +168,9 @@ def enabled_web(cnb_app, cnb_build):
 
 
 def test_enabled_the_process_and_its_child_run_on_jemalloc(enabled_web):
-    main = enabled_web.main_process()
-    children = enabled_web.children(main)
-    assert [child.name for child in children] == ["sleep"]
+    main, child = enabled_web.probe_processes()
     assert enabled_web.mapped_files(main) == {LIBRARY_FILE}
-    assert enabled_web.mapped_files(children[0]) == {LIBRARY_FILE}
+    assert enabled_web.mapped_files(child) == {LIBRARY_FILE}
     stdout, stderr = enabled_web.logs()
     assert reported_version(stdout).startswith("5.3.0-0-g")
     assert stderr == ""
@@ -193,11 +184,9 @@ def test_enabled_the_process_and_its_child_run_on_jemalloc(enabled_web):
 def test_disabled_nothing_is_mapped_and_nothing_printed(cnb_app, cnb_build):
     process = cnb_app.launch(cnb_build, "web")
     stdout = process.wait_for_output("ready")
-    main = process.main_process()
-    children = process.children(main)
-    assert [child.name for child in children] == ["sleep"]
+    main, child = process.probe_processes()
     assert process.mapped_files(main) == set()
-    assert process.mapped_files(children[0]) == set()
+    assert process.mapped_files(child) == set()
     assert reported_version(stdout) == "none"
     assert process.logs()[1] == ""
     environment = process.environ(main)
@@ -254,9 +243,8 @@ def test_the_exec_d_output_is_a_toml_table_of_strings(enabled_web):
 # --- jemalloc-check and jemalloc.sh in a CNB container ------------------------------------
 
 def test_jemalloc_check_answers_for_a_one_off_process(cnb_app, cnb_build):
-    result = cnb_app.run(cnb_build, "jemalloc-check --json", ENABLED)
-    assert result.returncode == 0, result.output
-    answer = json.loads(result.stdout)
+    answer = cnb_app.check(cnb_build, config=ENABLED)
+    assert answer.returncode == 0, answer.stderr
     assert answer["active"] is True and answer["reason"] == "on: JEMALLOC_ENABLED=true"
     assert answer["library"] == LIBRARY and answer["library_exists"] is True
     assert answer["mapped"] == LIBRARY_FILE
@@ -269,15 +257,14 @@ def test_jemalloc_check_answers_for_a_one_off_process(cnb_app, cnb_build):
 
 
 def test_jemalloc_check_all_agrees_with_the_kernel(enabled_web):
-    result = enabled_web.exec("/cnb/lifecycle/launcher 'jemalloc-check --json --all'")
-    answer = json.loads(result.stdout)
+    answer = enabled_web.check("--all")
     rows = {row["pid"]: row for row in answer["processes"]}
     truth = {process.pid: enabled_web.mapped_files(process) for process in enabled_web.processes()}
     assert set(truth) <= set(rows), (truth, rows)
     for pid, mapped in truth.items():
         assert rows[pid]["jemalloc"] is bool(mapped), (pid, rows[pid], mapped)
         assert {rows[pid]["mapped"]} - {None} == mapped
-    assert answer["active"] is True and result.returncode == 0
+    assert answer["active"] is True and answer.returncode == 0
 
 
 def test_jemalloc_sh_preloads_one_command_whatever_jemalloc_enabled_says(cnb_app, cnb_build):

@@ -4,10 +4,8 @@ import re
 
 import pytest
 
-from conftest import FIXTURE_TARBALLS
+from harness.paths import APP_PREFIX, FIXTURE_TARBALLS, LIBRARY, LIBRARY_FILE, SHIM, WRAPPER
 from harness.stacks import BUILD_LOGIC_STACKS
-
-LIBRARY = "vendor/jemalloc/lib/libjemalloc.so.2"
 
 
 def cache_entries(app) -> list[str]:
@@ -25,10 +23,6 @@ def reported_version(app, build) -> str:
     return match[1]
 
 
-def report(app) -> dict[str, str]:
-    return dict(line.split(": ", 1) for line in app.report().splitlines() if ": " in line)
-
-
 def test_detect_accepts_any_app_and_release_prints_valid_yaml(built_app):
     _, build = built_app
     assert build.detect_output.strip() == "jemalloc"
@@ -37,21 +31,21 @@ def test_detect_accepts_any_app_and_release_prints_valid_yaml(built_app):
 
 def test_compile_installs_the_library_the_shim_and_the_wrapper(built_app, stack):
     _, build = built_app
-    assert build.path("vendor/jemalloc/lib/libjemalloc.so").resolve() == build.path(LIBRARY).resolve()
-    assert build.path(".profile.d/jemalloc.sh").is_file()
-    assert build.path("vendor/jemalloc/bin/jemalloc.sh").stat().st_mode & 0o111
-    assert build.path("vendor/jemalloc/bin/jeprof").is_file()
+    assert build.path(LIBRARY).resolve() == build.path(LIBRARY_FILE).resolve()
+    assert build.path(SHIM).is_file()
+    assert build.path(WRAPPER).stat().st_mode & 0o111
+    assert build.path(f"{APP_PREFIX}/bin/jeprof").is_file()
     # Only what a dyno needs: no static library, headers or docs.
-    assert not list(build.path("vendor/jemalloc").rglob("*.a"))
-    assert not build.path("vendor/jemalloc/include").exists()
-    assert not build.path("vendor/jemalloc/share").exists()
+    assert not list(build.path(APP_PREFIX).rglob("*.a"))
+    assert not build.path(f"{APP_PREFIX}/include").exists()
+    assert not build.path(f"{APP_PREFIX}/share").exists()
     # Built by the stack's own user: on heroku-24 that is `heroku`, without root.
-    assert build.path(LIBRARY).stat().st_uid == stack.default_uid
+    assert build.path(LIBRARY_FILE).stat().st_uid == stack.default_uid
 
 
 def test_the_library_is_stripped_of_debug_symbols(built_app):
     _, build = built_app
-    library = build.path(LIBRARY).read_bytes()
+    library = build.path(LIBRARY_FILE).read_bytes()
     assert b".debug_info" not in library
 
 
@@ -64,9 +58,9 @@ def test_compile_output_follows_heroku_conventions(built_app):
 
 def test_report_describes_the_last_build(built_app):
     app, _ = built_app
-    facts = report(app)
-    assert facts["jemalloc_version"].strip("'\"") == "5.3.0"
-    assert facts["source_sha256"].strip("'\"") == "2db82d1e7119df3e71b7640219b6dfe84789bc0537983c3b7ac4f7189aecfeaa"
+    facts = app.report()
+    assert facts["jemalloc_version"] == "5.3.0"
+    assert facts["source_sha256"] == "2db82d1e7119df3e71b7640219b6dfe84789bc0537983c3b7ac4f7189aecfeaa"
     assert "build_seconds" in facts and "cache_hit" in facts
 
 
@@ -80,8 +74,8 @@ def test_a_second_compile_is_a_cache_hit_that_downloads_and_builds_nothing(built
     assert "cached build" in again.stdout.lower()
     assert "Building" not in again.stdout
     assert len(again.stdout.splitlines()) <= 5, again.stdout
-    assert again.path(LIBRARY).read_bytes() == first.path(LIBRARY).read_bytes()
-    assert report(app)["cache_hit"] == "true"
+    assert again.path(LIBRARY_FILE).read_bytes() == first.path(LIBRARY_FILE).read_bytes()
+    assert app.report()["cache_hit"] is True
 
 
 def test_a_changed_version_is_a_cache_miss_and_runs_that_version(built_app, source_config):
@@ -92,7 +86,7 @@ def test_a_changed_version_is_a_cache_miss_and_runs_that_version(built_app, sour
     assert "cached build" not in build.stdout.lower()
     assert len(cache_entries(app)) == len(entries_before) + 1
     assert reported_version(app, build).startswith("5.2.1-0-g")
-    assert report(app)["cache_hit"] == "false"
+    assert app.report()["cache_hit"] is False
 
 
 def test_the_git_snapshot_of_5_3_1_is_built_with_autoconf_and_runs(built_app, source_config):
@@ -119,7 +113,7 @@ def test_a_corrupted_cache_entry_is_detected_and_rebuilt(built_app, source_confi
     app, first = built_app
     entries = [app.cache_dir / "jemalloc" / "builds" / name for name in cache_entries(app)]
     cached_libraries = [path for entry in entries for path in entry.rglob("libjemalloc.so.2")
-                        if path.read_bytes() == first.path(LIBRARY).read_bytes()]
+                        if path.read_bytes() == first.path(LIBRARY_FILE).read_bytes()]
     assert cached_libraries, "the 5.3.0 build is not in the cache"
     cached_libraries[0].write_bytes(b"not a library")
     build = app.compile(source_config())

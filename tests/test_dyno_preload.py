@@ -2,7 +2,7 @@
 
 import re
 
-LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+from harness.paths import LIBRARY_FILE
 
 
 def reported_version(stdout: str) -> tuple[str, str]:
@@ -16,11 +16,9 @@ def expected_method(stack) -> str:
 
 
 def test_the_dyno_process_and_its_child_have_jemalloc_mapped(enabled_dyno):
-    main = enabled_dyno.main_process()
-    children = enabled_dyno.children(main)
-    assert [child.name for child in children] == ["sleep"]
-    assert enabled_dyno.mapped_files(main) == {LIBRARY}
-    assert enabled_dyno.mapped_files(children[0]) == {LIBRARY}
+    main, child = enabled_dyno.probe_processes()
+    assert enabled_dyno.mapped_files(main) == {LIBRARY_FILE}
+    assert enabled_dyno.mapped_files(child) == {LIBRARY_FILE}
 
 
 def test_jemalloc_reports_the_version_the_app_was_built_with(enabled_dyno, stack):
@@ -34,11 +32,9 @@ def test_an_enabled_dyno_prints_nothing_on_stderr(enabled_dyno):
 
 
 def test_without_jemalloc_enabled_nothing_is_mapped_and_nothing_printed(disabled_dyno, stack):
-    main = disabled_dyno.main_process()
-    children = disabled_dyno.children(main)
-    assert [child.name for child in children] == ["sleep"]
+    main, child = disabled_dyno.probe_processes()
     assert disabled_dyno.mapped_files(main) == set()
-    assert disabled_dyno.mapped_files(children[0]) == set()
+    assert disabled_dyno.mapped_files(child) == set()
     stdout, stderr = disabled_dyno.logs()
     assert reported_version(stdout) == (expected_method(stack), "none")
     assert stderr == ""

@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import io
 import json
 import os
 import secrets
 import shutil
 import subprocess
-import tarfile
 import threading
 import time
 
 import pytest
-import yaml
 
-from conftest import FIXTURE_TARBALLS
 from harness.app import APPS, App
 from harness.docker import docker
-from harness.faults import Faults, mini_source
-from harness.paths import JEMALLOC_FIXTURES
+from harness.faults import Faults, mini_config, mini_source, repacked_release
+from harness.paths import served_source_config
 from harness.stacks import BUILD_LOGIC_STACKS
 
 # The fault handling is bash in the build image (see BUILD_LOGIC_STACKS); the fast host tier
@@ -59,38 +54,23 @@ def app_files(build) -> set[str]:
 SAMPLE_FILES = {str(path.relative_to(APPS / "sample")) for path in (APPS / "sample").rglob("*")}
 
 
-def report(app: App) -> dict:
-    return yaml.safe_load(app.report()) or {}
-
-
 def assert_runs_jemalloc(app: App, build) -> dict:
     """A one-off dyno of the build, with JEMALLOC_ENABLED=true, has the library mapped."""
-    result = app.run(build, "jemalloc-check --json", ENABLED)
-    data = json.loads(result.stdout)
-    assert result.returncode == 0 and data["active"], result.output
-    return data
-
-
-def mini_config(source_server, source=None, **extra) -> dict[str, str]:
-    source = source or mini_source()
-    source_server.extra_files[source.name] = source.body
-    values = {"JEMALLOC_VERSION": "5.3.0", "JEMALLOC_SOURCE_URL": source_server.url(source.name),
-              "JEMALLOC_CHECKSUM": source.sha256}
-    values.update(extra)
-    return values
+    answer = app.check(build, config=ENABLED)
+    assert answer.returncode == 0 and answer["active"], (answer, answer.stderr)
+    return answer
 
 
 @pytest.fixture
 def cached_app(stack_images, built_app):
     """A new app whose build cache is a copy of the built app's, which holds the 5.3.0 build."""
     source, _ = built_app
-    app = App(stack_images)
-    shutil.rmtree(app.cache_dir)
-    shutil.copytree(source.cache_dir, app.cache_dir, symlinks=True)
-    (app.cache_dir / "jemalloc" / "last-build-report").unlink(missing_ok=True)
-    app._own(app.cache_dir)
-    yield app
-    app.cleanup()
+    with App(stack_images) as app:
+        shutil.rmtree(app.cache_dir)
+        shutil.copytree(source.cache_dir, app.cache_dir, symlinks=True)
+        (app.cache_dir / "jemalloc" / "last-build-report").unlink(missing_ok=True)
+        app._own(app.cache_dir)
+        yield app
 
 
 @contextlib.contextmanager
@@ -144,21 +124,21 @@ def test_no_secret_of_a_source_url_is_shown_reported_or_kept(app, source_server)
                "?X-Amz-Signature=SECRET2abcdef0123456789")
     build = app.compile(mini_config(source_server, source, JEMALLOC_SOURCE_URL=failing))
     assert not build.succeeded
-    assert "SECRET" not in build.output and "SECRET" not in app.report(), build.output
-    assert "failure_reason" in report(app)
+    assert "SECRET" not in build.output and "SECRET" not in app.report_output(), build.output
+    assert "failure_reason" in app.report()
 
     working = (f"http://user:pw%40SECRET-3@127.0.0.1:{source_server.port}/ok/{source.name}"
                "?X-Amz-Signature=SECRET4abcdef0123456789&token=SECRET-5-token")
     build = app.compile(mini_config(source_server, source, JEMALLOC_SOURCE_URL=working))
     assert build.succeeded, build.output
     assert "SECRET" not in build.output
-    assert report(app)["source_url"] == (f"http://***@127.0.0.1:{source_server.port}/ok/{source.name}"
+    assert app.report()["source_url"] == (f"http://***@127.0.0.1:{source_server.port}/ok/{source.name}"
                                          "?X-Amz-Signature=***&token=***")
     for directory in (build.build_dir, app.cache_dir):
         for path in directory.rglob("*"):
             assert not path.is_file() or b"SECRET" not in path.read_bytes(), path
-    checked = app.run(build, "jemalloc-check --json", ENABLED)
-    assert json.loads(checked.stdout)["active"] and "SECRET" not in checked.output
+    checked = app.check(build, config=ENABLED)
+    assert checked["active"] and "SECRET" not in json.dumps(checked) + checked.stderr
 
 
 # --- a cache that cannot be written ----------------------------------------------------------
@@ -295,23 +275,15 @@ kill $pid
 
 # --- a source tarball with ./ member names ---------------------------------------------------
 
-def dot_slash_release() -> bytes:
-    """The 5.3.0 release with its members renamed ./jemalloc-5.3.0/..., as `tar -c ./dir` names them."""
-    original = tarfile.open(JEMALLOC_FIXTURES / FIXTURE_TARBALLS["5.3.0"], "r:bz2")
-    output = io.BytesIO()
-    with tarfile.open(fileobj=output, mode="w:gz") as renamed:
-        for member in original.getmembers():
-            data = original.extractfile(member).read() if member.isfile() else None
-            member.name = "./" + member.name
-            renamed.addfile(member, io.BytesIO(data) if data is not None else None)
-    return output.getvalue()
+def dot_slash(member, data):
+    """A member renamed ./jemalloc-5.3.0/..., as `tar -c ./dir` names them."""
+    member.name = "./" + member.name
+    return data
 
 
-def test_a_release_tarball_with_dot_slash_member_names_builds_and_runs(app, source_config, source_server):
-    body = dot_slash_release()
-    source_server.extra_files["jemalloc-5.3.0-dot-slash.tar.gz"] = body
-    build = app.compile(source_config(JEMALLOC_SOURCE_URL=source_server.url("jemalloc-5.3.0-dot-slash.tar.gz"),
-                                      JEMALLOC_CHECKSUM=hashlib.sha256(body).hexdigest()))
+def test_a_release_tarball_with_dot_slash_member_names_builds_and_runs(app, source_server):
+    build = app.compile(served_source_config(source_server, "jemalloc-5.3.0-dot-slash.tar.gz",
+                                             repacked_release(dot_slash)))
     assert build.succeeded, build.output
     assert assert_runs_jemalloc(app, build)["library_version"].startswith("5.3.0-0-g")
 
@@ -327,7 +299,7 @@ def test_an_unreadable_value_is_refused_and_shown_printable(app, source_config, 
     assert not [char for char in build.output if ord(char) < 0x20 and char != "\n"], build.output[:2000]
     assert len(build.output) < 4000
     assert app_files(build) == SAMPLE_FILES
-    assert report(app)["failure_reason"].startswith("JEMALLOC_VERSION ")
+    assert app.report()["failure_reason"].startswith("JEMALLOC_VERSION ")
 
 
 # --- an unexpected failure -------------------------------------------------------------------
@@ -341,6 +313,6 @@ def test_an_unexpected_failure_names_the_step_and_bin_report_says_why(app, sourc
     assert not build.succeeded
     assert " !     The build failed unexpectedly while downloading the jemalloc source: " in build.stderr, build.output
     assert app_files(build) == SAMPLE_FILES
-    facts = report(app)
+    facts = app.report()
     assert facts["failure_step"] == "downloading the jemalloc source"
     assert facts["failure_reason"].startswith("The build failed unexpectedly while downloading")

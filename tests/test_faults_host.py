@@ -16,6 +16,7 @@ bin/, lib/ and runtime/ (to see them fail on an older version).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -27,11 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.faults import Faults, mini_source
-from harness.paths import REPO
-from harness.sources import SourceServer
+from harness.faults import Faults, mini_config, mini_source
+from harness.parsers import parse_check, parse_report
+from harness.paths import APP_PREFIX, LIBRARY, REPO, SHIM, slug_relative
 
 BUILDPACK = Path(os.environ.get("BUILDPACK_UNDER_TEST", REPO))
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -123,7 +123,7 @@ class HostApp:
         done = subprocess.run(["bash", str(BUILDPACK / "bin" / "report"), str(self.build_dir), str(self.cache_dir), "/nonexistent"],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        return yaml.safe_load(done.stdout) or {}
+        return parse_report(done.stdout)
 
     def slug(self) -> set[str]:
         """Every path in BUILD_DIR, relative to it."""
@@ -157,7 +157,7 @@ class HostApp:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-INSTALLED = {"vendor", "vendor/jemalloc", "vendor/jemalloc/lib/libjemalloc.so", ".profile.d/jemalloc.sh"}
+INSTALLED = {"vendor", slug_relative(APP_PREFIX), slug_relative(LIBRARY), slug_relative(SHIM)}
 UNTOUCHED = {"app.txt"}
 
 
@@ -165,7 +165,7 @@ def assert_installed(app: HostApp, run: Run) -> None:
     assert run.returncode == 0, run.output
     assert INSTALLED <= app.slug(), app.slug()
     assert not [path for path in app.slug() if ".jemalloc-install" in path]
-    assert (app.build_dir / "vendor/jemalloc/lib/libjemalloc.so").resolve().is_file()
+    assert (app.build_dir / slug_relative(LIBRARY)).resolve().is_file()
 
 
 def assert_failed_cleanly(app: HostApp, run: Run) -> str:
@@ -186,24 +186,9 @@ def fill(directory: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with SourceServer() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def mini(server):
-    """Config vars that build the mini source; extra keyword arguments are config vars too."""
-
-    def config(source=None, **extra) -> dict[str, str]:
-        source = source or mini_source()
-        server.extra_files[source.name] = source.body
-        values = {"JEMALLOC_VERSION": "5.3.0", "JEMALLOC_SOURCE_URL": server.url(source.name),
-                  "JEMALLOC_CHECKSUM": source.sha256}
-        values.update(extra)
-        return values
-
-    return config
+def mini(source_server):
+    """mini(source=None, **config_vars): config vars that build the mini source (harness.faults.mini_config)."""
+    return functools.partial(mini_config, source_server)
 
 
 @pytest.fixture
@@ -211,6 +196,12 @@ def app():
     created = HostApp()
     yield created
     created.cleanup()
+
+
+def use_cache(app: HostApp, cache_dir: Path) -> None:
+    """Give APP a copy of CACHE_DIR as its cache."""
+    shutil.rmtree(app.cache_dir)
+    shutil.copytree(cache_dir, app.cache_dir, symlinks=True)
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +217,7 @@ def template_cache(mini):
 @pytest.fixture
 def cached_app(app, template_cache):
     """An app whose cache holds the build that mini() asks for."""
-    shutil.rmtree(app.cache_dir)
-    shutil.copytree(template_cache, app.cache_dir, symlinks=True)
+    use_cache(app, template_cache)
     (app.cache_dir / "jemalloc" / "last-build-report").unlink(missing_ok=True)
     return app
 
@@ -272,8 +262,8 @@ def assert_no_secret(app: HostApp, run: Run) -> None:
 
 
 @pytest.mark.parametrize("form", SECRET_URLS)
-def test_no_secret_of_a_failing_source_url_is_shown_or_reported(app, mini, server, form):
-    url = SECRET_URLS[form].format(port=server.port, name=mini_source().name)
+def test_no_secret_of_a_failing_source_url_is_shown_or_reported(app, mini, source_server, form):
+    url = SECRET_URLS[form].format(port=source_server.port, name=mini_source().name)
     run = app.compile(mini(JEMALLOC_SOURCE_URL=url))
     assert_failed_cleanly(app, run)
     assert "127.0.0.1" in run.output
@@ -283,8 +273,8 @@ def test_no_secret_of_a_failing_source_url_is_shown_or_reported(app, mini, serve
 
 @pytest.mark.parametrize("form", SECRET_URLS)
 @pytest.mark.parametrize("mistake", ["ftp scheme", "space"])
-def test_no_secret_of_a_malformed_source_url_is_shown_or_reported(app, mini, server, form, mistake):
-    url = SECRET_URLS[form].format(port=server.port, name=mini_source().name)
+def test_no_secret_of_a_malformed_source_url_is_shown_or_reported(app, mini, source_server, form, mistake):
+    url = SECRET_URLS[form].format(port=source_server.port, name=mini_source().name)
     url = url.replace("http://", "ftp://") if mistake == "ftp scheme" else url.replace("/404/", "/4 04/")
     run = app.compile(mini(JEMALLOC_SOURCE_URL=url))
     stderr = assert_failed_cleanly(app, run)
@@ -292,9 +282,9 @@ def test_no_secret_of_a_malformed_source_url_is_shown_or_reported(app, mini, ser
     assert_no_secret(app, run)
 
 
-def test_no_secret_of_a_working_source_url_is_shown_reported_or_kept(app, mini, server):
+def test_no_secret_of_a_working_source_url_is_shown_reported_or_kept(app, mini, source_server):
     source = mini_source()
-    url = (f"http://user:pw%40SECRET-8@127.0.0.1:{server.port}/ok/{source.name}"
+    url = (f"http://user:pw%40SECRET-8@127.0.0.1:{source_server.port}/ok/{source.name}"
            "?X-Amz-Signature=SECRET9abcdef0123456789&token=SECRET-10-token")
     run = app.compile(mini(source, JEMALLOC_SOURCE_URL=url))
     assert_installed(app, run)
@@ -343,10 +333,10 @@ def test_a_build_with_an_unusable_cache_succeeds_without_caching(app, mini, faul
 # --- a full TMPDIR or BUILD_DIR --------------------------------------------------------------
 
 @needs_root
-def test_a_full_tmpdir_during_the_download_says_no_space_left_on_it(app, server):
+def test_a_full_tmpdir_during_the_download_says_no_space_left_on_it(app, source_config):
     app.mount_tmpfs(app.tmpdir, "256k")
     # The 5.3.0 release tarball (736 KB) cannot fit.
-    config = {"JEMALLOC_VERSION": "5.3.0", "JEMALLOC_SOURCE_URL": server.url("jemalloc-5.3.0.tar.bz2")}
+    config = source_config("5.3.0")
     stderr = assert_failed_cleanly(app, app.compile(config))
     assert f"No space left on {app.tmpdir} (TMPDIR" in stderr
     assert "JEMALLOC_VERSION" not in stderr
@@ -423,7 +413,7 @@ def test_two_apps_built_at_once_on_one_cache_both_succeed(app, mini):
     for run in runs:
         assert run.returncode == 0, run.output
     for build_dir in (app.build_dir, other_build_dir):
-        assert (build_dir / "vendor" / "jemalloc" / "lib" / "libjemalloc.so").is_file()
+        assert (build_dir / slug_relative(LIBRARY)).is_file()
     assert len(app.cache_entries()) == 1
     assert app.cache_leftovers() == []
 
@@ -442,8 +432,12 @@ STEPS = {
 }
 
 
-def stop_at(app: HostApp, config, step: str, signal_number: int) -> Run:
-    command, pattern, after, _ = STEPS[step]
+def stop_at(app: HostApp, config, step: str, signal_number: int, warm_cache: Path | None = None) -> Run:
+    """Start a build of CONFIG, stop it with SIGNAL_NUMBER at STEP, and let it end. A step that
+    reads a cached build starts from a copy of WARM_CACHE, if given."""
+    command, pattern, after, warm = STEPS[step]
+    if warm and warm_cache is not None:
+        use_cache(app, warm_cache)
     faults = Faults(app.root / f"faults-{signal_number}")
     faults.pause(command, pattern, after=after)
     build = app.start(config, faults=faults)
@@ -454,10 +448,7 @@ def stop_at(app: HostApp, config, step: str, signal_number: int) -> Run:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_a_build_stopped_by_sigterm_at_each_step_says_so_and_leaves_nothing(app, template_cache, mini, step):
-    if STEPS[step][3]:
-        shutil.rmtree(app.cache_dir)
-        shutil.copytree(template_cache, app.cache_dir, symlinks=True)
-    run = stop_at(app, mini(), step, signal.SIGTERM)
+    run = stop_at(app, mini(), step, signal.SIGTERM, warm_cache=template_cache)
     assert run.returncode == 143, run.output
     assert f"stopped by SIGTERM while {step.split(' (')[0]}" in run.stderr, run.output
     assert app.slug() == UNTOUCHED
@@ -468,15 +459,12 @@ def test_a_build_stopped_by_sigterm_at_each_step_says_so_and_leaves_nothing(app,
 
 @pytest.mark.parametrize("step", STEPS)
 def test_after_a_build_killed_at_each_step_the_next_build_leaves_nothing_of_it(app, template_cache, mini, step):
-    if STEPS[step][3]:
-        shutil.rmtree(app.cache_dir)
-        shutil.copytree(template_cache, app.cache_dir, symlinks=True)
-    killed = stop_at(app, mini(), step, signal.SIGKILL)
+    killed = stop_at(app, mini(), step, signal.SIGKILL, warm_cache=template_cache)
     assert killed.returncode == -signal.SIGKILL
     run = app.compile(mini())
     assert_installed(app, run)
     assert app.slug() == UNTOUCHED | INSTALLED | {
-        str(path.relative_to(app.build_dir)) for path in (app.build_dir / "vendor" / "jemalloc").rglob("*")} | {".profile.d"}
+        str(path.relative_to(app.build_dir)) for path in (app.build_dir / slug_relative(APP_PREFIX)).rglob("*")} | {".profile.d"}
     assert app.cache_leftovers() == []
 
 
@@ -578,7 +566,7 @@ def test_jemalloc_check_json_is_valid_utf8_whatever_bytes_it_quotes(app):
             done = subprocess.run([b"bash", str(BUILDPACK / "runtime" / "bin" / "jemalloc-check").encode(), b"--json",
                                    *[argument.encode() for argument in arguments]],
                                   env=environment_bytes, capture_output=True, timeout=60)
-            data = json.loads(done.stdout.decode("utf-8"))
+            data = parse_check(done.stdout.decode("utf-8"), done.returncode, done.stderr.decode("utf-8", "replace"))
             assert data["settings"]["MALLOC_CONF"] == "caf\u00e9"
             assert data["settings"]["JEMALLOC_ENABLED"] == "\ufffdtrue"
             assert data["settings"]["DYNO"] == "w\ufffdb.1"

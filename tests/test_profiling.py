@@ -17,7 +17,7 @@ def profiling_build(built_app, source_config):
 def test_a_profiling_build_says_so(profiling_build):
     app, build = profiling_build
     assert "profiling enabled" in build.stdout
-    assert "profiling: true" in app.report()
+    assert app.report()["profiling"] is True
 
 
 def test_a_heap_profile_is_written_and_jeprof_reads_it(profiling_build):

@@ -3,11 +3,9 @@ it can never break a dyno."""
 
 import pytest
 
+from harness.paths import BIN, LIBRARY, LIBRARY_FILE, SHIM, WRAPPER, slug_relative
 from rules_cases import PROCESS_TYPE_CASES
 
-LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so"
-BIN = "/app/vendor/jemalloc/bin"
-SHIM = "/app/.profile.d/jemalloc.sh"
 # A library every stack's run image has, to stand for one the app preloads itself.
 APP_LIBRARY = "/lib/x86_64-linux-gnu/libz.so.1"
 SHOW = 'echo "LD_PRELOAD=${LD_PRELOAD-unset}"; echo "MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX-unset}"; grep -c libjemalloc /proc/self/maps || true'
@@ -66,7 +64,7 @@ def test_a_malloc_arena_max_set_by_the_app_wins(built_app):
 def test_a_missing_library_leaves_ld_preload_alone_with_one_warning(built_app):
     app, build = built_app
     slug = app.slug(build)
-    (slug / "vendor/jemalloc/lib/libjemalloc.so.2").unlink()
+    (slug / slug_relative(LIBRARY_FILE)).unlink()
     result = app.run(slug, SHOW + "; ls / >/dev/null && echo still-runs", {"JEMALLOC_ENABLED": "true"})
     assert shown(result.stdout)[0] == "unset"
     assert "still-runs" in result.stdout
@@ -117,7 +115,7 @@ def test_jemalloc_bin_dir_is_on_path_once_in_every_dyno(built_app):
     result = app.run(build, 'echo "$PATH"; command -v jemalloc.sh')
     path, wrapper = result.stdout.splitlines()
     assert path.split(":").count(BIN) == 1
-    assert wrapper == f"{BIN}/jemalloc.sh"
+    assert wrapper == WRAPPER
 
 
 # The process-type cases of the table that the unit tier runs everywhere (tests/rules_cases.py),

@@ -1,11 +1,11 @@
 """The stack images stand in for Heroku's: same Ubuntu, glibc, users, tools, and packages."""
 
-from harness.docker import LABEL, docker
+from harness.docker import run_once
 from harness.images import MAX_MISSING_PERCENT, missing_packages
 
 
 def run_in(image: str, command: str) -> str:
-    return docker("run", "--rm", "--label", LABEL, "--network", "none", image, "bash", "-c", command).stdout.strip()
+    return run_once(image, "bash", "-c", command).stdout.strip()
 
 
 def facts(image: str) -> dict[str, str]:

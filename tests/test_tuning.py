@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from harness.docker import LABEL, docker
+from harness.app import BUILDPACK_MOUNT
+from harness.docker import run_once
 from harness.images import buildpack_image
 from harness.stacks import BUILD_LOGIC_STACKS
 
@@ -26,8 +27,7 @@ def options_in_force(app, build, config) -> tuple[dict[str, str], str]:
 def test_the_default_build_says_it_is_tuned_for_memory(built_app):
     _, build = built_app
     assert "tuned for memory" in build.stdout.splitlines()[0]
-    assert "default_malloc_conf=narenas:2,background_thread:true,dirty_decay_ms:1000" in \
-        build.path("vendor/jemalloc/build-info").read_text()
+    assert build.build_info()["default_malloc_conf"] == "narenas:2,background_thread:true,dirty_decay_ms:1000"
 
 
 def test_the_memory_defaults_are_in_force_without_any_malloc_conf(built_app):
@@ -79,9 +79,7 @@ def test_a_bad_tuning_value_fails_the_build(app, source_config):
 def test_releases_before_5_get_no_options_they_would_reject(stack_images, version, expected):
     # jemalloc 4.x rejects background_thread and dirty_decay_ms with "Invalid conf pair" in
     # every process: the recipe (the real lib/build.sh) must leave them out for those releases.
-    result = docker(
-        "run", "--rm", "--label", LABEL, "--network", "none", buildpack_image(stack_images),
-        "bash", "-c", f"source /tmp/buildpacks/jemalloc/lib/build.sh && build::default_malloc_conf {version} memory",
-    )
+    result = run_once(buildpack_image(stack_images), "bash", "-c",
+                      f"source {BUILDPACK_MOUNT}/lib/build.sh && build::default_malloc_conf {version} memory")
     conf = result.stdout.strip()
     assert conf == (",".join(f"{key}:{value}" for key, value in expected.items()) if expected else "")

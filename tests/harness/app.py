@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
-from .docker import LABEL, docker, remove_container
-from .dyno import LAUNCHER, Dyno
+from .docker import Result, container_name, remove_container, run_once, start
+from .dyno import LAUNCHER, LOGIN, Dyno
 from .images import StackImages, buildpack_image
-from .paths import JEMALLOC_FIXTURES, REPO
+from .parsers import CheckAnswer, parse_build_info, parse_check, parse_report
+from .paths import APP, BUILD_INFO, JEMALLOC_FIXTURES, REPO, slug_relative
 from .sources import FIXTURES_MOUNT
 
 APPS = REPO / "tests" / "apps"
@@ -34,8 +37,28 @@ ENV_MOUNT = "/tmp/env"
 COMPILE_TIMEOUT = 15 * 60
 
 
+class BuildOutcome:
+    """What a build of either platform said (returncode, stdout, stderr), and its facts."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @staticmethod
+    def _build_info(info: Path) -> dict[str, str]:
+        return parse_build_info(info.read_text()) if info.exists() else {}
+
+
 @dataclass
-class Build:
+class Build(BuildOutcome):
     """What a compile left: its exit status and output, and the compiled tree."""
 
     stack_images: StackImages
@@ -47,31 +70,40 @@ class Build:
     release: dict | None = None
     next_buildpack_output: str | None = None
 
-    @property
-    def succeeded(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
     def path(self, relative: str) -> Path:
+        """A file of the compiled tree: RELATIVE to it, or as a dyno sees it (harness.paths' /app/... names)."""
+        if relative.startswith("/"):
+            relative = slug_relative(relative)
         return self.build_dir / relative
+
+    def build_info(self) -> dict[str, str]:
+        """The facts the build recorded in the slug (vendor/jemalloc/build-info); {} if none."""
+        return self._build_info(self.path(BUILD_INFO))
 
 
 @dataclass
-class App:
-    """One app: its source, its build cache, and everything to clean up afterwards."""
+class AppWorkspace:
+    """What an app of either platform has: its source, a host directory for its builds, the
+    containers it started (removed by cleanup, also after a failed test), and the dynos it boots.
+
+    Use it as a context manager, or call cleanup()."""
 
     stack_images: StackImages
     source: str = "sample"
-    workspace: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="jemalloc-buildpack-app-")))
+    workspace: Path = None  # a fresh temporary directory unless given
     _containers: list[str] = field(default_factory=list)
+    # Names the workspace and the containers.
+    KIND: ClassVar[str] = "app"
 
     def __post_init__(self) -> None:
-        self.cache_dir = self.workspace / "cache"
-        self.cache_dir.mkdir()
-        self._own(self.cache_dir)
+        if self.workspace is None:
+            self.workspace = Path(tempfile.mkdtemp(prefix=f"jemalloc-buildpack-{self.KIND}-"))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.cleanup()
 
     @property
     def stack(self):
@@ -86,9 +118,57 @@ class App:
                 os.lchown(os.path.join(root, name), uid, uid)
 
     def _container_name(self, kind: str) -> str:
-        name = f"jemalloc-buildpack-{kind}-{secrets.token_hex(4)}"
+        name = container_name(f"{self.KIND}-{kind}")
         self._containers.append(name)
         return name
+
+    def _run_once(self, image: str, *command: str, kind: str, name: str | None = None, **options) -> Result:
+        """harness.docker.run_once, in a container this app removes at cleanup whatever happens."""
+        if name:
+            self._containers.append(name)
+        return run_once(image, *command, name=name or self._container_name(kind), **options)
+
+    def _start_dyno(self, image: str, *command: str, own_dir: Path | None, login=LOGIN, **options) -> Dyno:
+        """A detached container of IMAGE running COMMAND, as a Dyno removed after the test."""
+        name = self._container_name("dyno")
+        start(image, *command, name=name, **options)
+        dyno = Dyno(name, self.stack, own_dir, login)
+        LIVE_DYNOS.append(dyno)
+        return dyno
+
+    @staticmethod
+    def _one_off(dyno: Dyno, timeout: float) -> Result:
+        """Wait for a one-off dyno's command to end and remove the dyno: the command's result."""
+        try:
+            return dyno.wait(timeout)
+        finally:
+            dyno.remove()
+
+    def run(self, build, command: str, config: dict[str, str] | None = None, *args, **kwargs) -> Result:
+        raise NotImplementedError
+
+    def check(self, build, *arguments: str | int, config: dict[str, str] | None = None, **run_options) -> CheckAnswer:
+        """`jemalloc-check --json ARGUMENTS...` in a one-off dyno of BUILD with CONFIG: its JSON
+        answer, with .returncode and .stderr. RUN_OPTIONS go to run() (process_type...)."""
+        result = self.run(build, shlex.join(["jemalloc-check", "--json", *map(str, arguments)]), config, **run_options)
+        return parse_check(result.stdout, result.returncode, result.stderr)
+
+    def cleanup(self) -> None:
+        for name in self._containers:
+            remove_container(name)
+        shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+@dataclass
+class App(AppWorkspace):
+    """One app on Heroku's classic platform: its source, its build cache, and everything to
+    clean up afterwards."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.cache_dir = self.workspace / "cache"
+        self.cache_dir.mkdir()
+        self._own(self.cache_dir)
 
     def compile(self, config: dict[str, str] | None = None, timeout: float = COMPILE_TIMEOUT,
                 next_buildpack: str | None = None, *, build_dir: Path | None = None,
@@ -117,29 +197,20 @@ class App:
         self._own(build_dir)
         build_path = f"/tmp/{build_name}"
         image = buildpack_image(self.stack_images)
-        mounts = [
-            "--volume", f"{build_dir}:{build_path}",
-            "--volume", f"{self.cache_dir}:{CACHE_MOUNT}",
-            "--volume", f"{env_dir}:{ENV_MOUNT}:ro",
-            "--volume", f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
+        volumes = [
+            f"{build_dir}:{build_path}",
+            f"{self.cache_dir}:{CACHE_MOUNT}",
+            f"{env_dir}:{ENV_MOUNT}:ro",
+            f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
         ]
 
         def run(script: str, *args: str, run_timeout: float = 60, then: str | None = None,
                 extra: list[str] | None = None, name: str | None = None):
-            if name:
-                self._containers.append(name)
-            name = name or self._container_name("compile")
             command = [f"{BUILDPACK_MOUNT}/bin/{script}", *args]
             if then:
                 command = ["bash", "-c", f'"$@" || exit\n{then}', "buildpack", *command]
-            try:
-                return docker(
-                    "run", "--rm", "--name", name, "--label", LABEL, "--network", "host",
-                    *mounts, *(extra or []), image, *command,
-                    check=False, timeout=run_timeout,
-                )
-            finally:
-                remove_container(name)
+            return self._run_once(image, *command, kind="compile", name=name, network="host", volumes=volumes,
+                                  options=extra or [], timeout=run_timeout, check=False)
 
         detect = run("detect", build_path)
         if next_buildpack is None:
@@ -149,7 +220,7 @@ class App:
             scratch = self.workspace / f"next_{build_name}"
             scratch.mkdir()
             self._own(scratch)
-            mounts += ["--volume", f"{scratch}:/tmp/next-buildpack"]
+            volumes.append(f"{scratch}:/tmp/next-buildpack")
             compiled = run("compile", build_path, CACHE_MOUNT, ENV_MOUNT, run_timeout=timeout,
                            then=f"if [ -f {BUILDPACK_MOUNT}/export ]; then . {BUILDPACK_MOUNT}/export; fi\n"
                                 f"( {next_buildpack} ) >/tmp/next-buildpack/output 2>&1")
@@ -164,21 +235,19 @@ class App:
             build.release = yaml.safe_load(released.stdout)
         return build
 
-    def report(self) -> str:
-        """bin/report's output for this app's last build."""
-        name = self._container_name("report")
+    def report_output(self) -> str:
+        """bin/report's output for this app's last build, as it printed it."""
         empty_env = self.workspace / "report_env"
         empty_env.mkdir(exist_ok=True)
-        try:
-            result = docker(
-                "run", "--rm", "--name", name, "--label", LABEL, "--network", "none",
-                "--volume", f"{self.cache_dir}:{CACHE_MOUNT}:ro",
-                "--volume", f"{empty_env}:{ENV_MOUNT}:ro",
-                buildpack_image(self.stack_images), f"{BUILDPACK_MOUNT}/bin/report", "/tmp/build", CACHE_MOUNT, ENV_MOUNT,
-            )
-        finally:
-            remove_container(name)
+        result = self._run_once(
+            buildpack_image(self.stack_images), f"{BUILDPACK_MOUNT}/bin/report", "/tmp/build", CACHE_MOUNT, ENV_MOUNT,
+            kind="report", volumes=[f"{self.cache_dir}:{CACHE_MOUNT}:ro", f"{empty_env}:{ENV_MOUNT}:ro"],
+        )
         return result.stdout
+
+    def report(self) -> dict:
+        """bin/report's facts about this app's last build, parsed ({} when it printed none)."""
+        return parse_report(self.report_output())
 
     def slug(self, build: Build) -> Path:
         """A fresh copy of a compiled tree, as every dyno gets its own copy of the slug."""
@@ -209,30 +278,15 @@ class App:
         if process_type == "web":
             environment["PORT"] = "5000"
         environment.update(config or {})
-        env_args = [arg for name, value in environment.items() for arg in ("--env", f"{name}={value}")]
-        name = self._container_name("dyno")
-        docker(
-            "run", "--detach", "--init", "--name", name, "--label", LABEL, "--network", network,
-            *docker_options, "--volume", f"{slug}:/app", "--workdir", "/app", *env_args,
-            self.stack_images.run, "bash", "-c", LAUNCHER, "dyno", command,
+        return self._start_dyno(
+            self.stack_images.run, "bash", "-c", LAUNCHER, "dyno", command, own_dir=slug if own_slug else None,
+            network=network, volumes=[f"{slug}:{APP}"], workdir=APP, env=environment, options=docker_options,
         )
-        dyno = Dyno(name, self.stack, slug if own_slug else None)
-        LIVE_DYNOS.append(dyno)
-        return dyno
 
     def run(self, build_or_slug: Build | Path, command: str, config: dict[str, str] | None = None,
             process_type: str = "run", timeout: float = 120):
         """A one-off dyno (`heroku run`): boot, wait for the command to end, return its result."""
-        dyno = self.boot(build_or_slug, command, config, process_type)
-        try:
-            return dyno.wait(timeout)
-        finally:
-            dyno.remove()
-
-    def cleanup(self) -> None:
-        for name in self._containers:
-            remove_container(name)
-        shutil.rmtree(self.workspace, ignore_errors=True)
+        return self._one_off(self.boot(build_or_slug, command, config, process_type), timeout)
 
 
 # Dynos booted and not yet removed, whichever app booted them.

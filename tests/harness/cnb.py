@@ -25,16 +25,15 @@ import os
 import secrets
 import shutil
 import stat
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .app import APPS, LIVE_DYNOS
-from .docker import LABEL, Result, docker, remove_container
+from .app import APPS, AppWorkspace, BuildOutcome
+from .docker import Result
 from .dyno import Dyno
-from .images import StackImages, buildpack_image
+from .images import buildpack_image
 from .paths import JEMALLOC_FIXTURES, REPO
 from .sources import FIXTURES_MOUNT
 
@@ -47,6 +46,16 @@ BUILDPACK_LAYERS = BUILDPACK_ID.replace("/", "_")
 BUILD_TIMEOUT = 15 * 60
 # Files of <layers>/<buildpack>/ that are not layer metadata (buildpack.md "Build", outputs).
 NOT_LAYER_TOML = {"launch.toml", "build.toml", "store.toml"}
+# The jemalloc layer as a launched process sees it: what the classic slug has under
+# /app/vendor/jemalloc (harness.paths) is here.
+LAYER = f"/layers/{BUILDPACK_LAYERS}/jemalloc"
+# What LD_PRELOAD names (a link), and the file it points to: what /proc/PID/maps shows mapped.
+LIBRARY = f"{LAYER}/tree/lib/libjemalloc.so"
+LIBRARY_FILE = f"{LAYER}/tree/lib/libjemalloc.so.2"
+BIN = f"{LAYER}/bin"
+BUILD_INFO = f"{LAYER}/build-info"
+# How a command runs as a process of the image does: through the launcher, by the shell.
+LOGIN = ("/cnb/lifecycle/launcher",)
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Layer:
 
 
 @dataclass
-class CnbBuild:
+class CnbBuild(BuildOutcome):
     """One build: the phases' results and, if it succeeded, the exported image's directory."""
 
     returncode: int
@@ -71,17 +80,13 @@ class CnbBuild:
     image: Path | None = None
     layers: dict[str, Layer] = field(default_factory=dict)
 
-    @property
-    def succeeded(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
     def layer_path(self, name: str = "jemalloc") -> str:
         """Where a layer of this buildpack is in the build and launch containers."""
         return f"/layers/{BUILDPACK_LAYERS}/{name}"
+
+    def build_info(self) -> dict[str, str]:
+        """The facts the build recorded in its jemalloc layer (build-info); {} if none."""
+        return self._build_info(self.layers_dir / "jemalloc" / "build-info")
 
 
 def layer_digest(directory: Path) -> str:
@@ -134,38 +139,20 @@ def procfile_processes(app_dir: Path) -> dict[str, str]:
 
 
 @dataclass
-class CnbApp:
+class CnbApp(AppWorkspace):
     """An app built and launched through the stand-in platform, with its image and cache."""
 
-    stack_images: StackImages
-    source: str = "sample"
-    workspace: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="jemalloc-buildpack-cnb-")))
-    _containers: list[str] = field(default_factory=list)
     _builds: int = 0
+    KIND = "cnb"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # The platform's cache: <cache>/<layer>/ and <cache>/<layer>.json (types, metadata, digest).
         self.cache = self.workspace / "cache"
         self.cache.mkdir()
         # The last exported image, if any.
         self.image: Path | None = None
         self.image_layers: dict[str, Layer] = {}
-
-    @property
-    def stack(self):
-        return self.stack_images.stack
-
-    def _own(self, path: Path) -> None:
-        uid = self.stack.default_uid
-        os.chown(path, uid, uid)
-        for root, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.lchown(os.path.join(root, name), uid, uid)
-
-    def _container_name(self, kind: str) -> str:
-        name = f"jemalloc-buildpack-cnb-{kind}-{secrets.token_hex(4)}"
-        self._containers.append(name)
-        return name
 
     def _target_env(self) -> dict[str, str]:
         # buildpack.md (0.10) "Provided by the Lifecycle", "Targets": the target of the build.
@@ -196,31 +183,24 @@ class CnbApp:
         for path in (app_dir, layers_root, plans):
             self._own(path)
 
-        mounts = [
-            "--volume", f"{app_dir}:/workspace",
-            "--volume", f"{layers_root}:/layers",
-            "--volume", f"{platform}:/platform:ro",
-            "--volume", f"{plans}:/cnb-plans",
-            "--volume", f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
+        volumes = [
+            f"{app_dir}:/workspace",
+            f"{layers_root}:/layers",
+            f"{platform}:/platform:ro",
+            f"{plans}:/cnb-plans",
+            f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
         ]
         # buildpack.md "Provided by the Platform": unless clear-env, user-provided variables are
         # also in the environment of bin/detect and bin/build.
-        user_env = [] if DESCRIPTOR["buildpack"].get("clear-env") else [
-            arg for name, value in (config or {}).items() for arg in ("--env", f"{name}={value}")]
+        user_env = {} if DESCRIPTOR["buildpack"].get("clear-env") else dict(config or {})
         common_env = {"CNB_PLATFORM_DIR": "/platform", "CNB_BUILDPACK_DIR": BUILDPACK_MOUNT, **self._target_env()}
 
         def run(executable: str, env: dict[str, str], run_timeout: float) -> Result:
-            name = self._container_name(executable)
-            env_args = [arg for key, value in {**common_env, **env}.items() for arg in ("--env", f"{key}={value}")]
-            try:
-                return docker(
-                    "run", "--rm", "--name", name, "--label", LABEL, "--network", "host",
-                    "--workdir", "/workspace", *mounts, *user_env, *env_args,
-                    buildpack_image(self.stack_images), f"{BUILDPACK_MOUNT}/bin/{executable}",
-                    check=False, timeout=run_timeout,
-                )
-            finally:
-                remove_container(name)
+            return self._run_once(
+                buildpack_image(self.stack_images), f"{BUILDPACK_MOUNT}/bin/{executable}", kind=executable,
+                network="host", workdir="/workspace", volumes=volumes, env={**user_env, **common_env, **env},
+                timeout=run_timeout, check=False,
+            )
 
         # buildpack.md "Detection": no arguments (0.10); the plan is written to CNB_BUILD_PLAN_PATH;
         # exit status 0 passes, 100 fails, anything else is an error.
@@ -335,34 +315,19 @@ class CnbApp:
         if dyno_type == "web":
             environment["PORT"] = "5000"
         environment.update(config or {})
-        env_args = [arg for name, value in environment.items() for arg in ("--env", f"{name}={value}")]
         if command is None:
             assert process_type in processes, f"no process type {process_type!r} in {processes}"
             entry = [f"/cnb/process/{process_type}"]
         else:
             entry = ["/cnb/lifecycle/launcher", command]
-        name = self._container_name("launch")
-        docker(
-            "run", "--detach", "--init", "--name", name, "--label", LABEL, "--network", "none",
-            "--volume", f"{copy / 'layers'}:/layers", "--volume", f"{copy / 'workspace'}:/workspace",
-            "--volume", f"{cnb}:/cnb:ro", "--workdir", "/workspace", *env_args,
-            "--entrypoint", entry[0], self.stack_images.run, *entry[1:],
+        return self._start_dyno(
+            self.stack_images.run, *entry[1:], own_dir=copy, login=LOGIN, env=environment, workdir="/workspace",
+            volumes=[f"{copy / 'layers'}:/layers", f"{copy / 'workspace'}:/workspace", f"{cnb}:/cnb:ro"],
+            options=["--entrypoint", entry[0]],
         )
-        dyno = Dyno(name, self.stack, copy)
-        LIVE_DYNOS.append(dyno)
-        return dyno
 
     def run(self, build: CnbBuild, command: str, config: dict[str, str] | None = None,
             process_type: str | None = None, timeout: float = 120,
             prepare: Callable[[Path], None] | None = None) -> Result:
         """A one-off process (`heroku run` on Fir): COMMAND through the launcher; its result."""
-        dyno = self.launch(build, process_type, config, command=command, prepare=prepare)
-        try:
-            return dyno.wait(timeout)
-        finally:
-            dyno.remove()
-
-    def cleanup(self) -> None:
-        for name in self._containers:
-            remove_container(name)
-        shutil.rmtree(self.workspace, ignore_errors=True)
+        return self._one_off(self.launch(build, process_type, config, command=command, prepare=prepare), timeout)

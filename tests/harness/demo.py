@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from . import images
 from .app import App
+from .paths import DEFAULT_VERSION, FIXTURE_TARBALLS, SNAPSHOT_CHECKSUM, source_config
 from .sources import SourceServer
 from .stacks import STACKS
 
-FIXTURES = {
-    "5.2.1": ("jemalloc-5.2.1.tar.bz2", None),
-    "5.3.0": ("jemalloc-5.3.0.tar.bz2", None),
-    "5.3.1": ("jemalloc-5.3.1-git-snapshot.tar.gz", "aac0e7afdbfb8abcbe7cab63597b63abacf22e8b701116a10a45b5ff50ac0c29"),
-}
+# Kept for the benchmarks, which import it: VERSION -> (tarball, checksum to pin or None).
+# New code: harness.paths.FIXTURE_TARBALLS and source_config().
+FIXTURES = {version: (tarball, SNAPSHOT_CHECKSUM if version == "5.3.1" else None)
+            for version, tarball in FIXTURE_TARBALLS.items()}
 
 
 def _say(message: str = "") -> None:
@@ -25,23 +25,20 @@ def _say(message: str = "") -> None:
 
 
 def run_demo(stack_name: str, version: str | None) -> int:
-    version = version or "5.3.0"
+    version = version or DEFAULT_VERSION
     if stack_name not in STACKS:
         _say(f"unknown stack {stack_name}; known: {', '.join(STACKS)}")
         return 2
-    if version not in FIXTURES:
-        _say(f"the demo builds from the offline fixtures, which hold {', '.join(FIXTURES)}")
+    if version not in FIXTURE_TARBALLS:
+        _say(f"the demo builds from the offline fixtures, which hold {', '.join(FIXTURE_TARBALLS)}")
         return 2
-    tarball, checksum = FIXTURES[version]
     _say(f"== Stack images for {stack_name}")
     stack_images = images.ensure(STACKS[stack_name])
     _say(f"   run image {stack_images.run}, build image {stack_images.build}")
     app = App(stack_images)
     try:
         with SourceServer() as server:
-            config = {"JEMALLOC_VERSION": version, "JEMALLOC_SOURCE_URL": server.url(tarball)}
-            if checksum:
-                config["JEMALLOC_CHECKSUM"] = checksum
+            config = source_config(server, version)
             _say(f"\n== git push heroku main (config: {' '.join(f'{k}={v}' for k, v in config.items())})")
             build = app.compile(config)
             _say(build.stdout + build.stderr)

@@ -8,7 +8,9 @@ touching the containers of a run that is still going on (see remove_leftovers).
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 LABEL_NAME = "io.jemalloc-buildpack.harness"
@@ -69,6 +71,56 @@ def image_exists(image: str) -> bool:
 
 def remove_container(name: str) -> None:
     docker("rm", "--force", "--volumes", name, check=False, timeout=60)
+
+
+def env_options(environment: Mapping[str, str] | None) -> list[str]:
+    """`docker run` options that set ENVIRONMENT in the container."""
+    return [option for name, value in (environment or {}).items() for option in ("--env", f"{name}={value}")]
+
+
+def container_name(kind: str) -> str:
+    """A fresh name for a harness container of KIND (compile, report, dyno...)."""
+    return f"jemalloc-buildpack-{kind}-{secrets.token_hex(4)}"
+
+
+def _run_options(name: str, network: str, user: str | None, env: Mapping[str, str] | None,
+                 volumes: Sequence[str], workdir: str | None) -> list[str]:
+    options = ["--name", name, "--label", LABEL, "--network", network]
+    if user is not None:
+        options += ["--user", user]
+    if workdir is not None:
+        options += ["--workdir", workdir]
+    for volume in volumes:
+        options += ["--volume", volume]
+    return options + env_options(env)
+
+
+def run_once(image: str, *command: str, network: str = "none", user: str | None = None,
+             env: Mapping[str, str] | None = None, volumes: Sequence[str] = (), workdir: str | None = None,
+             options: Sequence[str] = (), name: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+             check: bool = True) -> Result:
+    """Run COMMAND in a labelled container of IMAGE once, wait for it, and remove it.
+
+    NETWORK is docker's --network (none unless the command needs the source server);
+    VOLUMES are --volume values ("HOST:CONTAINER[:ro]"), ENV the environment; OPTIONS more
+    `docker run` options (--tmpfs, --env...). The container is named (NAME, or a fresh name) so
+    that it is removed even when TIMEOUT stops the docker CLI, which --rm alone would not do.
+    With CHECK, a non-zero exit status raises DockerError.
+    """
+    name = name or container_name("run")
+    try:
+        return docker("run", "--rm", *_run_options(name, network, user, env, volumes, workdir), *options,
+                      image, *command, check=check, timeout=timeout)
+    finally:
+        remove_container(name)
+
+
+def start(image: str, *command: str, name: str, network: str = "none", env: Mapping[str, str] | None = None,
+          volumes: Sequence[str] = (), workdir: str | None = None, options: Sequence[str] = ()) -> None:
+    """Start COMMAND in a labelled container of IMAGE, detached, under docker's init (PID 1, as
+    on a dyno); the caller removes it (remove_container(NAME))."""
+    docker("run", "--detach", "--init", *_run_options(name, network, None, env, volumes, workdir), *options,
+           image, *command)
 
 
 def remove_leftovers() -> None:

@@ -9,12 +9,15 @@ inspection itself) have parent 0 and are left out.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .docker import Result, docker, remove_container
+from .parsers import CheckAnswer, parse_check
 from .stacks import Stack
 
 # What Heroku's dyno manager does before it runs a command (../shared/stacks/README.md).
@@ -26,6 +29,8 @@ unset f
 if [ -r /app/.profile ]; then . /app/.profile; fi
 exec bash -c "$1"
 """
+# How `heroku ps:exec` runs a command in a dyno: the launcher above, the command its argument.
+LOGIN = ("bash", "-c", LAUNCHER, "exec")
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,15 @@ class Process:
 
 
 class Dyno:
-    def __init__(self, container: str, stack: Stack, own_slug: Path | None = None):
+    """A running container. LOGIN is how a command runs as the app's processes do (the
+    launcher's argv, the command appended): Heroku's dyno launcher by default, the CNB
+    launcher for a CNB app's container."""
+
+    def __init__(self, container: str, stack: Stack, own_slug: Path | None = None, login: Sequence[str] = LOGIN):
         self.container = container
         self.stack = stack
         self._own_slug = own_slug
+        self._login = tuple(login)
 
     def remove(self) -> None:
         """Remove the container, and the slug copy if it was made for this dyno alone."""
@@ -76,13 +86,19 @@ class Dyno:
         return result.stdout.strip() == "true"
 
     def exec(self, command: str, login: bool = False, user: str | None = None, timeout: float = 60) -> Result:
-        """Run COMMAND in the running dyno with bash -c; with login, after .profile.d, like `heroku ps:exec`."""
+        """Run COMMAND in the running dyno with bash -c; with login, through the launcher (after
+        .profile.d on Heroku), like `heroku ps:exec`."""
         args = ["exec"]
         if user:
             args += ["--user", user]
-        args += [self.container, "bash", "-c"]
-        args += [LAUNCHER, "exec", command] if login else [command]
+        args += [self.container, *(self._login if login else ("bash", "-c")), command]
         return docker(*args, check=False, timeout=timeout)
+
+    def check(self, *arguments: str | int) -> CheckAnswer:
+        """`jemalloc-check --json ARGUMENTS...` run in the dyno as `heroku ps:exec` runs it: its
+        JSON answer, with .returncode and .stderr."""
+        result = self.exec(shlex.join(["jemalloc-check", "--json", *map(str, arguments)]), login=True)
+        return parse_check(result.stdout, result.returncode, result.stderr)
 
     def processes(self) -> list[Process]:
         """The dyno's processes: descendants of the container's init, which is left out."""
@@ -105,6 +121,13 @@ class Dyno:
         mains = [process for process in self.processes() if process.ppid == 1]
         assert len(mains) == 1, f"expected one main process, found {mains}"
         return mains[0]
+
+    def probe_processes(self) -> tuple[Process, Process]:
+        """The sample app's bin/probe and its one child, a sleep: the dyno's two processes."""
+        main = self.main_process()
+        children = self.children(main)
+        assert [child.name for child in children] == ["sleep"], children
+        return main, children[0]
 
     def children(self, process: Process) -> list[Process]:
         return [candidate for candidate in self.processes() if candidate.ppid == process.pid]

@@ -24,8 +24,11 @@ import io
 import os
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .paths import APP_PREFIX, DEFAULT_VERSION, fixture_path, served_source_config
 
 MINI_C = b"""/* A stand-in for jemalloc: the buildpack only needs a shared library to install. */
 const char mini_jemalloc_padding[PADDING] = {1};
@@ -42,7 +45,7 @@ fi
 echo "configured with: $*" > configured
 """
 
-MINI_MAKEFILE = b"""PREFIX = /app/vendor/jemalloc
+MINI_MAKEFILE = b"""PREFIX = APP_PREFIX
 build_lib_shared: lib/libjemalloc.so.2
 lib/libjemalloc.so.2: src/mini.c
 \tmkdir -p lib
@@ -82,7 +85,7 @@ def mini_source(version: str = "5.3.0", layout: str = "top", padding_kib: int = 
     """
     files = {
         "configure": (MINI_CONFIGURE, 0o755),
-        "Makefile": (MINI_MAKEFILE, 0o644),
+        "Makefile": (MINI_MAKEFILE.replace(b"APP_PREFIX", APP_PREFIX.encode()), 0o644),
         "src/mini.c": (MINI_C.replace(b"PADDING", str(padding_kib * 1024).encode()).replace(b"VERSION", version.encode()), 0o644),
         "bin/jemalloc-config": (MINI_CONFIG_SCRIPT.replace(b"VERSION", version.encode()), 0o755),
         "VERSION": (f"{version}-0-g0000000000000000000000000000000000000000\n".encode(), 0o644),
@@ -109,6 +112,27 @@ def mini_source(version: str = "5.3.0", layout: str = "top", padding_kib: int = 
                 member.mode = mode
                 archive.addfile(member, io.BytesIO(data))
     return Source(name or f"mini-jemalloc-{version}-{layout}-{padding_kib}-{filler_kib}.tar.gz", output.getvalue())
+
+
+def mini_config(server, source: Source | None = None, **extra: str) -> dict[str, str]:
+    """Config vars that build SOURCE (a fresh mini source by default) as jemalloc 5.3.0, served
+    by SERVER (a harness.sources.SourceServer) with its own checksum; EXTRA config vars last."""
+    source = source or mini_source()
+    return served_source_config(server, source.name, source.body, "5.3.0", **extra)
+
+
+def repacked_release(edit: Callable[[tarfile.TarInfo, bytes | None], bytes | None],
+                     version: str = DEFAULT_VERSION) -> bytes:
+    """The fixture release of VERSION repacked as a .tar.gz, each member passed through
+    EDIT(member, data): it may rename the member, and returns its data (None for a non-file)."""
+    output = io.BytesIO()
+    with tarfile.open(fixture_path(version)) as original, tarfile.open(fileobj=output, mode="w:gz") as repacked:
+        for member in original.getmembers():
+            data = edit(member, original.extractfile(member).read() if member.isfile() else None)
+            if data is not None:
+                member.size = len(data)
+            repacked.addfile(member, io.BytesIO(data) if data is not None else None)
+    return output.getvalue()
 
 
 WRAPPER = r"""#!/usr/bin/env bash

@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import LABEL, DockerError, docker, image_exists, image_label, remove_container
+from .docker import DockerError, docker, image_exists, image_label, remove_container, run_once
 from .paths import CACHE, REPO, SHARED
 from .stacks import Stack
 
@@ -248,10 +248,7 @@ def missing_packages(images: StackImages, kind: str) -> tuple[list[str], int] | 
     if images.upstream:
         return None
     image = images.run if kind == "run" else images.build
-    result = docker(
-        "run", "--rm", "--label", LABEL, "--network", "none", image,
-        "cat", f"{RECORD_DIR}/{kind}/missing-packages", f"{RECORD_DIR}/{kind}/listed-count",
-    )
+    result = run_once(image, "cat", f"{RECORD_DIR}/{kind}/missing-packages", f"{RECORD_DIR}/{kind}/listed-count")
     lines = result.stdout.split()
     return lines[:-1], int(lines[-1])
 
