@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Putting the built tree and the buildpack's runtime files into the app's slug.
 
-INSTALL_RUNTIME_PREFIX="/app/vendor/jemalloc"
 # Where the runtime's sourced files (runtime/lib/*.sh: the preload rules, jemalloc-check's parts)
 # go, under vendor/jemalloc and under the CNB layer alike: a directory that jemalloc's own
 # `make install` never writes (bin, lib, include, share/doc, share/man), so the two cannot clash.
@@ -88,7 +87,8 @@ install::write_info_file() {
 install::library_path() {
 	local build_dir="$1" real
 	real="$(readlink -f "${build_dir}/vendor/jemalloc/lib/libjemalloc.so")"
-	echo "${INSTALL_RUNTIME_PREFIX}/lib/${real##*/}"
+	# shellcheck disable=SC2154 # BUILD_RUNTIME_PREFIX: lib/build.sh, the one place it is set
+	echo "${BUILD_RUNTIME_PREFIX}/lib/${real##*/}"
 }
 
 # Usage: install::create_dir DIR

@@ -22,3 +22,11 @@ def test_every_shell_script_is_shellcheck_clean():
     assert "profile.d/jemalloc.sh" in scripts and "bin/compile" in scripts
     result = subprocess.run(["shellcheck", "-x", *scripts], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_shell_script_has_the_one_format():
+    """Tabs, case patterns indented under their case, POSIX sh where a file is sourced by any
+    shell: the style .editorconfig sets for shfmt."""
+    assert shutil.which("shfmt"), "shfmt is not installed (scripts/test installs it)"
+    result = subprocess.run(["shfmt", "--diff", *shell_scripts()], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, "run shfmt --write on these files:\n" + result.stdout + result.stderr

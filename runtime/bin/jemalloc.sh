@@ -72,7 +72,7 @@ fi
 # Our library first, then every other entry in order, without earlier copies
 # of our library (here or at /app, where the profile.d shim puts it), so it
 # is never listed twice.
-__jemalloc_rules_build_preload "$_jm_lib" "${LD_PRELOAD:-}" "$_jm_libdir" /app/vendor/jemalloc/lib
+__jemalloc_rules_build_preload "$_jm_lib" "${LD_PRELOAD:-}" "$_jm_libdir" "$__jemalloc_rules_slug_prefix/lib"
 export LD_PRELOAD=$__jemalloc_rules_preload
 
 # Same default as the profile.d shim: only when the app has not set it.

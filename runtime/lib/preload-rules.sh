@@ -6,7 +6,8 @@
 # the Cloud Native Buildpack's layer: <layer>/libexec/jemalloc-buildpack/) and
 # sourced by everything that applies or explains them: the profile.d shim
 # (.profile.d/jemalloc.sh), the CNB exec.d program, the jemalloc.sh wrapper and
-# jemalloc-check. Sourcing it only defines functions.
+# jemalloc-check. Sourcing it only defines functions and
+# __jemalloc_rules_slug_prefix.
 #
 # The shim sources it inside the dyno's own shell, so it follows the shim's
 # rules: POSIX sh and builtins only (no external command, no subshell, no
@@ -15,6 +16,11 @@
 # expansion. Every function returns 0 and gives its results in the variables
 # its comment names; every name is __jemalloc_rules_*, and
 # __jemalloc_rules_forget unsets them all, functions included.
+
+# Where a classic slug has the build at run time (bin/compile installs it
+# there). jemalloc.sh and jemalloc-check take it from here; the shim spells it
+# once more, as it must find this file before it can read it.
+__jemalloc_rules_slug_prefix=/app/vendor/jemalloc
 
 # Usage: __jemalloc_rules_read_enabled VALUE
 # Reads VALUE as JEMALLOC_ENABLED: surrounding spaces are ignored (a config var
@@ -185,7 +191,7 @@ __jemalloc_rules_arena_max() {
 # Unsets every variable and function of this file, this one included, so a
 # shell that sourced it is left as it was.
 __jemalloc_rules_forget() {
-	unset -v __jemalloc_rules_value __jemalloc_rules_enabled __jemalloc_rules_type \
+	unset -v __jemalloc_rules_slug_prefix __jemalloc_rules_value __jemalloc_rules_enabled __jemalloc_rules_type \
 		__jemalloc_rules_types __jemalloc_rules_listed __jemalloc_rules_rest \
 		__jemalloc_rules_item __jemalloc_rules_on __jemalloc_rules_preload \
 		__jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has
