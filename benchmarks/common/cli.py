@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from harness import images
-from harness.demo import FIXTURES
+from harness.paths import DEFAULT_VERSION, FIXTURE_TARBALLS
 from harness.docker import DockerError
 from harness.paths import REPO
 from harness.stacks import Stack, selected_stacks
@@ -48,8 +48,8 @@ def add_seed_option(parser: argparse.ArgumentParser) -> None:
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """--version and --output-dir."""
-    parser.add_argument("--version", default="5.3.0", choices=sorted(FIXTURES),
-                        help="JEMALLOC_VERSION, built from the offline fixtures (default 5.3.0)")
+    parser.add_argument("--version", default=DEFAULT_VERSION, choices=sorted(FIXTURE_TARBALLS),
+                        help=f"JEMALLOC_VERSION, built from the offline fixtures (default {DEFAULT_VERSION})")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
 
 

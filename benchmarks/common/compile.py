@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.app import App, Build
-from harness.demo import FIXTURES
 from harness.images import buildpack_image
+from harness.paths import source_config
 from harness.sources import SourceServer
 
 from .configs import BUILDS
@@ -20,13 +20,9 @@ def fixture_config(app: App, version: str) -> Iterator[dict]:
     """The config vars that build jemalloc VERSION from its offline fixture, served while in the block.
 
     Dockerfile.test is built first, outside any timing: on Heroku the buildpack is simply there."""
-    tarball, checksum = FIXTURES[version]
     buildpack_image(app.stack_images)
     with SourceServer() as server:
-        config = {"JEMALLOC_VERSION": version, "JEMALLOC_SOURCE_URL": server.url(tarball)}
-        if checksum:
-            config["JEMALLOC_CHECKSUM"] = checksum
-        yield config
+        yield source_config(server, version)
 
 
 def timed_compile(app: App, config: dict, build: str, what: str) -> tuple[Build, float]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from harness.paths import LIBRARY_FILE
+
 MIB = 1024 * 1024
 # The slug's jemalloc, as a dyno maps it.
-LIBRARY = "/app/vendor/jemalloc/lib/libjemalloc.so.2"
+LIBRARY = LIBRARY_FILE
 # Every ratio is to this config, measured in the same round.
 BASELINE = "glibc"
 # The builds of the app a config can run on: the buildpack's default build (its compiled-in

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 
 from harness.app import App, Build
-from harness.demo import FIXTURES
+from harness.paths import FIXTURE_TARBALLS
 
 from common.compile import fixture_config, timed_compile
 from common.errors import BenchmarkError
@@ -67,7 +67,7 @@ def measure_builds(app: App, version: str, stock: bool) -> tuple[dict[str, Build
     warm = builds["default"]
     figures = BuildFigures(
         jemalloc_version=version,
-        source=FIXTURES[version][0],
+        source=FIXTURE_TARBALLS[version],
         cold_compile_seconds=round(cold_seconds, 2),
         jemalloc_build_seconds=make_seconds(cold.output),
         warm_compile_seconds=round(warm_seconds, 2),

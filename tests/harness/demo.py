@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from . import images
 from .app import App
-from .paths import DEFAULT_VERSION, FIXTURE_TARBALLS, SNAPSHOT_CHECKSUM, source_config
+from .paths import DEFAULT_VERSION, FIXTURE_TARBALLS, source_config
 from .sources import SourceServer
 from .stacks import STACKS
-
-# Kept for the benchmarks, which import it: VERSION -> (tarball, checksum to pin or None).
-# New code: harness.paths.FIXTURE_TARBALLS and source_config().
-FIXTURES = {version: (tarball, SNAPSHOT_CHECKSUM if version == "5.3.1" else None)
-            for version, tarball in FIXTURE_TARBALLS.items()}
 
 
 def _say(message: str = "") -> None:
