@@ -551,7 +551,17 @@ def test_a_long_valid_source_url_is_cut_in_the_log(app, mini):
 
 # --- jemalloc-check --json -------------------------------------------------------------------
 
+def installed_runtime(root: Path) -> Path:
+    """The buildpack's runtime scripts laid out under ROOT as lib/install.sh installs them in
+    vendor/jemalloc: bin/, and beside it libexec/jemalloc-buildpack/ with the files they source."""
+    shutil.copytree(BUILDPACK / "runtime" / "bin", root / "bin")
+    if (BUILDPACK / "runtime" / "lib").is_dir():
+        shutil.copytree(BUILDPACK / "runtime" / "lib", root / "libexec" / "jemalloc-buildpack")
+    return root / "bin"
+
+
 def test_jemalloc_check_json_is_valid_utf8_whatever_bytes_it_quotes(app):
+    check = installed_runtime(app.root / "vendor-jemalloc") / "jemalloc-check"
     # A process whose name, and variables whose values, are not UTF-8.
     name = b"x\xe9\xff\xc3"
     link = app.root.as_posix().encode() + b"/" + name
@@ -563,7 +573,7 @@ def test_jemalloc_check_json_is_valid_utf8_whatever_bytes_it_quotes(app):
         environment_bytes[b"JEMALLOC_ENABLED"] = b"\xfftrue"
         environment_bytes[b"DYNO"] = b"w\xe9b.1"
         for arguments in ([], [str(sleeper.pid)]):
-            done = subprocess.run([b"bash", str(BUILDPACK / "runtime" / "bin" / "jemalloc-check").encode(), b"--json",
+            done = subprocess.run([b"bash", str(check).encode(), b"--json",
                                    *[argument.encode() for argument in arguments]],
                                   env=environment_bytes, capture_output=True, timeout=60)
             data = parse_check(done.stdout.decode("utf-8"), done.returncode, done.stderr.decode("utf-8", "replace"))
