@@ -10,7 +10,6 @@ gets the same work at the same pace, in the same conditions as the others.
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.app import App, Build
-from harness.docker import LABEL, docker, remove_container
+from harness.docker import container_name, docker, remove_container, start
 from harness.images import StackImages
 from harness.paths import REPO
 
@@ -69,13 +68,9 @@ class Slot:
 
 
 def start_slot(slot: Slot, app: App, slug: Path, image: str, quota_mib: int, workspace: Path) -> None:
-    tag = secrets.token_hex(4)
-    slot.services = f"jemalloc-buildpack-soak-services-{tag}"
-    docker(
-        "run", "--detach", "--init", "--name", slot.services, "--label", LABEL, "--network", "none",
-        "--volume", f"{LOAD}:{LOAD_MOUNT}:ro", image,
-        "redis-server", "--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "/tmp",
-    )
+    slot.services = container_name("soak-services")
+    start(image, "redis-server", "--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+          "--dir", "/tmp", name=slot.services, volumes=[f"{LOAD}:{LOAD_MOUNT}:ro"])
     # The app exits if Redis does not answer when it boots, as it would on Heroku.
     deadline = time.monotonic() + 60
     while docker("exec", slot.services, "redis-cli", "ping", check=False, timeout=30).stdout.strip() != "PONG":
