@@ -17,6 +17,9 @@ BUILD_MEMORY_MALLOC_CONF="narenas:2,background_thread:true,dirty_decay_ms:1000"
 # nothing in forked workers (puma cluster mode, Celery prefork, gunicorn). This C file, linked
 # into the library with the tuning, switches it back on in the child.
 BUILD_FORK_HELPER_SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/background_thread_after_fork.c"
+# The fork helper wraps these two functions (so that it sees an app set background_thread
+# itself): jemalloc's definitions in src/jemalloc.pic.o are renamed to jemalloc_buildpack_real_<name>.
+BUILD_RENAMED_MALLCTL=(mallctl mallctlbymib)
 
 # Usage: build::recipe_files
 # Prints the files whose content decides what a build produces from a given source and options.
@@ -203,10 +206,7 @@ build::from_source() {
 	build::run_logged "${log_file}" "${source_dir}" configure ./configure "${configure_flags[@]}"
 	local link_extra=()
 	if [[ -n "${default_malloc_conf}" ]]; then
-		# The fork helper is an object on the library's link line: part of libjemalloc.so
-		# itself, so that LD_PRELOAD names one file, as it always has.
-		build::run_logged "${log_file}" "${work_dir}" "compile the fork helper" \
-			cc -O2 -fPIC -Wall -c "${BUILD_FORK_HELPER_SOURCE}" -o "${work_dir}/background_thread_after_fork.o"
+		build::link_fork_helper "${source_dir}" "${work_dir}" "${log_file}"
 		link_extra=("EXTRA_LDFLAGS=${work_dir}/background_thread_after_fork.o")
 	fi
 	# Only the shared library and the scripts: these targets exist in every release since 3.0,
@@ -221,6 +221,26 @@ build::from_source() {
 	build::run_logged "${log_file}" "${installed}/lib" strip \
 		strip --strip-unneeded "$(readlink -f "${installed}/lib/libjemalloc.so")"
 	mv "${installed}" "${output_dir}"
+}
+
+# Usage: build::link_fork_helper SOURCE_DIR WORK_DIR LOG_FILE
+# Compiles the fork helper to WORK_DIR/background_thread_after_fork.o, an object for the
+# library's link line (part of libjemalloc.so itself, so that LD_PRELOAD names one file, as it
+# always has), and renames jemalloc's definitions of the functions it wraps
+# (BUILD_RENAMED_MALLCTL) in the configured SOURCE_DIR's src/jemalloc.pic.o.
+build::link_fork_helper() {
+	local source_dir="$1" work_dir="$2" log_file="$3" object="src/jemalloc.pic.o" name renames=()
+	build::run_logged "${log_file}" "${work_dir}" "compile the fork helper" \
+		cc -O2 -fPIC -Wall -c "${BUILD_FORK_HELPER_SOURCE}" -o "${work_dir}/background_thread_after_fork.o"
+	build::run_logged "${log_file}" "${source_dir}" "compile ${object}" make -j"$(nproc)" "${object}"
+	for name in "${BUILD_RENAMED_MALLCTL[@]}"; do
+		if ! nm -g --defined-only "${source_dir}/${object}" 2>>"${log_file}" | grep -qE "[[:space:]]T ${name}\$"; then
+			build::fail "${log_file}" "This jemalloc source does not define ${name} in ${object}, which the fork helper wraps." \
+				"Set JEMALLOC_TUNING=none to build it without the buildpack's tuning and fork helper."
+		fi
+		renames+=(--redefine-sym "${name}=jemalloc_buildpack_real_${name}")
+	done
+	build::run_logged "${log_file}" "${source_dir}" "rename ${BUILD_RENAMED_MALLCTL[*]}" objcopy "${renames[@]}" "${object}"
 }
 
 # Usage: build::prune TREE

@@ -3,8 +3,9 @@ keeps running in forked children (puma workers, Celery's prefork pool), where je
 stops it; jemalloc-check shows it per process.
 
 The truth is the kernel's list of each process's threads (/proc/PID/task/*/comm): jemalloc names
-its background thread jemalloc_bg_thd. A forked child gets it back at its first allocation or
-free 200 ms or more after the fork (src/background_thread_after_fork.c), so the tests wait.
+its background thread jemalloc_bg_thd. A forked child gets it back once it has shown that it
+lives on: after 1,024 allocations and frees, 4 MiB allocated, or 32 of them and 200 ms
+(src/background_thread_after_fork.c); these shells allocate little, so the tests wait.
 """
 
 from __future__ import annotations

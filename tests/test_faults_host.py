@@ -40,7 +40,7 @@ COMPILE_TIMEOUT = 300
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (tmpfs mounts, another user)")
 # What bin/compile needs from this machine (scripts/test installs the ones Debian lacks).
-HOST_TOOLS = ("bash", "curl", "tar", "gzip", "gcc", "make", "strip", "flock", "setpriv", "sha256sum")
+HOST_TOOLS = ("bash", "curl", "tar", "gzip", "gcc", "make", "strip", "nm", "objcopy", "flock", "setpriv", "sha256sum")
 _missing = [tool for tool in HOST_TOOLS if not shutil.which(tool)]
 pytestmark = pytest.mark.skipif(bool(_missing), reason=f"this machine lacks {', '.join(_missing)}, which bin/compile needs")
 

@@ -39,6 +39,21 @@ __jemalloc_rules_read_enabled() {
 	esac
 }
 
+# Usage: __jemalloc_rules_read_fork_helper VALUE
+# Reads VALUE as JEMALLOC_BACKGROUND_THREAD_AFTER_FORK with the parser of
+# JEMALLOC_ENABLED (__jemalloc_rules_read_enabled: same values, spaces and
+# case ignored), but on by default: sets __jemalloc_rules_fork_helper to on
+# (unset, empty, true/1/yes/on), off (false/0/no/off) or invalid (anything
+# else: on, as by default, but worth a warning), and __jemalloc_rules_value.
+# src/background_thread_after_fork.c reads the variable the same way.
+__jemalloc_rules_read_fork_helper() {
+	__jemalloc_rules_read_enabled "${1:-}"
+	__jemalloc_rules_fork_helper=$__jemalloc_rules_enabled
+	if [ -z "$__jemalloc_rules_value" ]; then
+		__jemalloc_rules_fork_helper=on
+	fi
+}
+
 # Usage: __jemalloc_rules_read_type DYNO
 # Sets __jemalloc_rules_type to the process type in DYNO: "web.1" -> "web",
 # "run.1234" -> "run"; on Heroku Fir DYNO is "web-12a34b56d-e78f9" (the type,
@@ -171,6 +186,11 @@ __jemalloc_rules_apply() {
 			LD_PRELOAD=$__jemalloc_rules_preload
 			export LD_PRELOAD
 			__jemalloc_rules_arena_max
+			__jemalloc_rules_read_fork_helper "${JEMALLOC_BACKGROUND_THREAD_AFTER_FORK:-}"
+			if [ "$__jemalloc_rules_fork_helper" = invalid ]; then
+				printf " !     jemalloc: JEMALLOC_BACKGROUND_THREAD_AFTER_FORK='%s' is not understood (use true or false); forked children get the background thread back, as by default\n" \
+					"${JEMALLOC_BACKGROUND_THREAD_AFTER_FORK:-}" >&2 || :
+			fi
 		fi
 	fi
 }
@@ -194,8 +214,8 @@ __jemalloc_rules_forget() {
 	unset -v __jemalloc_rules_slug_prefix __jemalloc_rules_value __jemalloc_rules_enabled __jemalloc_rules_type \
 		__jemalloc_rules_types __jemalloc_rules_listed __jemalloc_rules_rest \
 		__jemalloc_rules_item __jemalloc_rules_on __jemalloc_rules_preload \
-		__jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has
-	unset -f __jemalloc_rules_read_enabled __jemalloc_rules_read_type \
+		__jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has __jemalloc_rules_fork_helper
+	unset -f __jemalloc_rules_read_enabled __jemalloc_rules_read_fork_helper __jemalloc_rules_read_type \
 		__jemalloc_rules_match_types __jemalloc_rules_decide \
 		__jemalloc_rules_build_preload __jemalloc_rules_find_library \
 		__jemalloc_rules_apply __jemalloc_rules_arena_max __jemalloc_rules_forget

@@ -284,9 +284,10 @@ class App(AppWorkspace):
         )
 
     def run(self, build_or_slug: Build | Path, command: str, config: dict[str, str] | None = None,
-            process_type: str = "run", timeout: float = 120):
+            process_type: str = "run", timeout: float = 120, docker_options: tuple[str, ...] = ()):
         """A one-off dyno (`heroku run`): boot, wait for the command to end, return its result."""
-        return self._one_off(self.boot(build_or_slug, command, config, process_type), timeout)
+        dyno = self.boot(build_or_slug, command, config, process_type, docker_options=docker_options)
+        return self._one_off(dyno, timeout)
 
 
 # Dynos booted and not yet removed, whichever app booted them.
