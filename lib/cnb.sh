@@ -10,8 +10,10 @@
 # exec.d/jemalloc (the preload decision at every process start), libexec/jemalloc-buildpack/
 # (runtime/lib/: the preload rules that exec.d/jemalloc sources, as the classic profile.d shim
 # does, and jemalloc-check's parts; the same place relative to bin/ as in vendor/jemalloc) and
-# build-info. The library is kept out of the
-# layer's lib/, which the launcher would put on every process's LD_LIBRARY_PATH.
+# build-info. Nothing of it changes from one build to the next with the same cache key (no time,
+# no "cache hit" fact), so the layer's digest stays the same and the exporter reuses the layer of
+# the previous image. The library is kept out of the layer's lib/, which the launcher would put
+# on every process's LD_LIBRARY_PATH.
 
 CNB_LAYER_NAME="jemalloc"
 
@@ -23,6 +25,14 @@ cnb::layer_dir() {
 # Usage: cnb::layer_toml LAYERS_DIR
 cnb::layer_toml() {
 	echo "$1/${CNB_LAYER_NAME}.toml"
+}
+
+# Usage: cnb::runtime_prefix LAYER_DIR
+# Prints jemalloc's --prefix for a build into LAYER_DIR: its tree/, where the library,
+# jemalloc-config and jeprof are at launch too (the app image has the layers at the paths the
+# build had them), so that jemalloc-config's --prefix and --libdir name the layer.
+cnb::runtime_prefix() {
+	echo "$1/tree"
 }
 
 # Usage: cnb::layer_cache_key LAYER_TOML
