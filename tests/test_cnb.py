@@ -1,6 +1,7 @@
-"""Heroku Fir: the buildpack as a Cloud Native Buildpack, built and launched through the
-stand-in CNB platform of harness/cnb.py, in the heroku-24 and heroku-26 images (Fir's stacks),
-as their non-root user, with /workspace and /layers as on Fir.
+"""Heroku Fir: the buildpack as a Cloud Native Buildpack, built by the real lifecycle (v0.21.12,
+Fir's) in builder images made from the heroku-24 and heroku-26 build images, exported into the
+Docker engine as an app image, and run as Fir runs dynos: `docker run` of the image through its
+own entrypoint, `launcher <cmd>` for one-off commands (harness/cnb.py, harness/lifecycle.py).
 
 What a process runs on is read from the kernel (/proc/PID/maps) and from jemalloc itself.
 """
@@ -12,7 +13,8 @@ import tomllib
 
 import pytest
 
-from harness.cnb import BUILDPACK_LAYERS, LAYER, LIBRARY, LIBRARY_FILE, CnbApp, layer_digest
+from harness.cnb import LAYER, LIBRARY, LIBRARY_FILE, CnbApp
+from harness.lifecycle import BUILDPACK_ID, OTHER_BUILDPACK, PROCFILE_BUILDPACK
 
 # Heroku Fir runs these stacks only; the suite is not generated for the others.
 pytestmark = pytest.mark.stacks("heroku-24", "heroku-26")
@@ -20,6 +22,10 @@ ENABLED = {"JEMALLOC_ENABLED": "true"}
 # A library every stack's run image has, to stand for one the app preloads itself.
 APP_LIBRARY = "/lib/x86_64-linux-gnu/libz.so.1"
 MISSING_WARNING = f" !     jemalloc: {LIBRARY} is missing, so jemalloc is not preloaded"
+STEP_PREFIXES = ("-----> ", "       ")
+# What the lifecycle's builder says when a buildpack's bin/build exits 1, and its exit status.
+BUILD_FAILED = "ERROR: failed to build: exit status 1\n"
+FAILED_BUILD_STATUS = 51
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +38,8 @@ def cnb_app(stack_images):
 def cnb_build(cnb_app, source_config):
     build = cnb_app.build(source_config())
     assert build.succeeded, build.output
+    # The cache as the first build left it, for the apps that start from it (other_build).
+    cnb_app.first_cache = cnb_app.save_cache("first")
     return build
 
 
@@ -47,20 +55,47 @@ def short_key(build) -> str:
 
 def assert_heroku_output(build) -> None:
     lines = build.stdout.splitlines()
-    assert lines and all(line.startswith(("-----> ", "       ")) for line in lines), build.stdout
+    assert lines and all(line.startswith(STEP_PREFIXES) for line in lines), build.stdout
     assert build.stderr == ""
+
+
+def assert_failed_cleanly(failed, message: str) -> None:
+    """bin/build exited 1, and the build log is the buildpack's steps, then its error: the
+    lines of output::error, MESSAGE first. (The lifecycle shows a buildpack's stdout and stderr
+    as one stream.)"""
+    assert failed.returncode == FAILED_BUILD_STATUS and failed.buildpack_status == 1, failed.output
+    assert failed.stderr == BUILD_FAILED
+    lines = failed.stdout.splitlines()
+    first_error = next(index for index, line in enumerate(lines) if not line.startswith(STEP_PREFIXES))
+    assert all(line.startswith(STEP_PREFIXES) for line in lines[:first_error]), failed.stdout
+    assert lines[first_error] == message, failed.stdout
+    assert all(line.startswith(" !     ") for line in lines[first_error:]), failed.stdout
+
+
+def assert_nothing_left(failed) -> None:
+    """No jemalloc layer (and no layer metadata) left for the export."""
+    layers = failed.layer_files().parent
+    assert not layers.exists() or list(layers.iterdir()) == []
+    assert "exporter" not in failed.phases
 
 
 # --- build --------------------------------------------------------------------------------
 
 def test_detect_passes_without_a_plan_and_the_build_makes_a_launch_and_cache_layer(cnb_build, stack):
-    assert cnb_build.detect.returncode == 0 and cnb_build.detect.output == ""
+    # The lifecycle calls bin/detect with two arguments (platform dir, plan path); it answers
+    # as a CNB: passes, writes no plan, prints nothing (the detector, at debug level, shows
+    # a buildpack's output under "======== Output: <id>").
+    assert cnb_build.detect.returncode == 0
+    assert f"pass: {BUILDPACK_ID}@1.0.0" in cnb_build.detect.stdout
+    assert "======== Output:" not in cnb_build.detect.output, cnb_build.detect.output
+    assert cnb_build.group() == [BUILDPACK_ID, PROCFILE_BUILDPACK]
+    assert not (cnb_build.layers_dir / "plan.toml").read_text().strip()
     layer = cnb_build.layers["jemalloc"]
     assert layer.types == {"launch": True, "build": False, "cache": True}
     assert re.fullmatch(r"[0-9a-f]{64}", layer.metadata["cache_key"])
     assert layer.metadata["version"] == "5.3.0"
     assert set(cnb_build.layers) == {"jemalloc"}
-    files = cnb_build.image / "layers" / BUILDPACK_LAYERS / "jemalloc"
+    files = cnb_build.layer_files()
     assert (files / "tree/lib/libjemalloc.so").resolve() == (files / "tree/lib/libjemalloc.so.2").resolve()
     assert (files / "manifest").is_file()
     assert (files / "exec.d/jemalloc").stat().st_mode & 0o111
@@ -69,7 +104,7 @@ def test_detect_passes_without_a_plan_and_the_build_makes_a_launch_and_cache_lay
     # The library stays out of <layer>/lib, which the launcher puts on LD_LIBRARY_PATH.
     assert not (files / "lib").exists()
     # Built by the build image's user, not root.
-    assert (cnb_build.layers_dir / "jemalloc/tree/lib/libjemalloc.so.2").stat().st_uid == stack.default_uid
+    assert (files / "tree/lib/libjemalloc.so.2").stat().st_uid == stack.default_uid
 
 
 def test_build_output_follows_the_classic_build(cnb_build):
@@ -78,6 +113,13 @@ def test_build_output_follows_the_classic_build(cnb_build):
     assert f"-----> Building jemalloc 5.3.0 (cache key {short_key(cnb_build)})" in cnb_build.stdout
     assert cnb_build.stdout.splitlines()[-1] == (
         "-----> Installed to the jemalloc layer; preload it with: heroku config:set JEMALLOC_ENABLED=true")
+    assert not cnb_build.layer_reused()
+
+
+def test_the_layer_holds_no_fact_that_changes_from_build_to_build(cnb_build):
+    info = cnb_build.build_info()
+    assert info["version"] == "5.3.0" and info["source_sha256"]
+    assert not {"built_at", "cache_hit"} & set(info), info
 
 
 def test_a_rebuild_with_the_same_settings_reuses_the_cached_layer(cnb_app, cnb_build, source_config, source_server):
@@ -92,23 +134,28 @@ def test_a_rebuild_with_the_same_settings_reuses_the_cached_layer(cnb_app, cnb_b
         "-----> Installed to the jemalloc layer; preload it with: heroku config:set JEMALLOC_ENABLED=true",
     ]
     assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == downloads
+    assert f'Restoring data for "{BUILDPACK_ID}:jemalloc" from cache' in rebuild.phases["restorer"].stdout
     assert rebuild.layers["jemalloc"].metadata["cache_key"] == cnb_build.layers["jemalloc"].metadata["cache_key"]
-    tree = "layers/" + BUILDPACK_LAYERS + "/jemalloc/tree"
-    assert layer_digest(rebuild.image / tree) == layer_digest(cnb_build.image / tree)
+    # The same files, so the same layer: the exporter reuses the previous image's, unchanged.
+    assert rebuild.build_info() == cnb_build.build_info()
+    assert rebuild.layers["jemalloc"].digest == cnb_build.layers["jemalloc"].digest
+    assert rebuild.layer_reused(), rebuild.export
 
 
 def test_a_damaged_cached_layer_is_not_used(cnb_app, cnb_build, source_config, source_server):
-    library = cnb_app.cache / "jemalloc" / "tree" / "lib" / "libjemalloc.so.2"
-    with library.open("ab") as damage:
-        damage.write(b"\0")
+    # The damage is one the lifecycle cannot see (the cache's record of the layer matches the
+    # damaged archive), on a build with no previous image, so the layer is restored from the
+    # cache: only the buildpack's own check (the manifest) finds it.
+    cnb_app.damage_cache("tree/lib/libjemalloc.so.2")
+    cnb_app.forget_image()
     # The source URL is not part of the cache key: with the layer intact this build would use it.
     # Damaged, it is rebuilt, from a source that is not there: the build fails without compiling
     # (test_a_changed_version_rebuilds_and_runs_that_version shows a rebuild that compiles).
-    image_before = cnb_app.image
     config = source_config(fault="404")
     requests = source_server.requests_for(config["JEMALLOC_SOURCE_URL"])
     rebuild = cnb_app.build(config)
-    assert rebuild.returncode == 1, rebuild.output
+    assert f'Restoring data for "{BUILDPACK_ID}:jemalloc" from cache' in rebuild.phases["restorer"].stdout
+    assert rebuild.returncode == FAILED_BUILD_STATUS and rebuild.buildpack_status == 1, rebuild.output
     assert rebuild.stdout.splitlines()[:3] == [
         "-----> jemalloc 5.3.0 (checksum pinned, tuned for memory)",
         f"       Cached build {short_key(cnb_build)} is damaged (lib/libjemalloc.so.2 has the wrong checksum); rebuilding",
@@ -116,7 +163,8 @@ def test_a_damaged_cached_layer_is_not_used(cnb_app, cnb_build, source_config, s
     ]
     assert source_server.requests_for(config["JEMALLOC_SOURCE_URL"]) == requests + 1
     assert "HTTP 404" in rebuild.output
-    assert list(rebuild.layers_dir.iterdir()) == [] and cnb_app.image == image_before
+    assert_nothing_left(rebuild)
+    assert cnb_app.image_id is None
 
 
 def test_a_changed_version_rebuilds_and_runs_that_version(cnb_app, cnb_build, source_config):
@@ -127,6 +175,7 @@ def test_a_changed_version_rebuilds_and_runs_that_version(cnb_app, cnb_build, so
     assert "-----> Downloading jemalloc 5.2.1 source" in rebuild.stdout
     assert "Using cached build" not in rebuild.stdout
     assert rebuild.layers["jemalloc"].metadata["cache_key"] != cnb_build.layers["jemalloc"].metadata["cache_key"]
+    assert rebuild.layers["jemalloc"].digest != cnb_build.layers["jemalloc"].digest
     process = cnb_app.launch(rebuild, "web", ENABLED)
     stdout = process.wait_for_output("ready")
     assert reported_version(stdout).startswith("5.2.1-0-g"), stdout
@@ -139,23 +188,20 @@ def test_a_changed_version_rebuilds_and_runs_that_version(cnb_app, cnb_build, so
       "JEMALLOC_DOWNLOAD_TIMEOUT": "2"}, " !     Could not download the jemalloc source from http://127.0.0.1:9/ok/nothing.tar.bz2"),
 ])
 def test_bad_input_fails_the_build_cleanly(cnb_app, cnb_build, config, message):
-    image_before = cnb_app.image
+    image_before = cnb_app.image_id
     failed = cnb_app.build(config)
-    assert failed.returncode == 1, failed.output
-    assert all(line.startswith(("-----> ", "       ")) for line in failed.stdout.splitlines()), failed.stdout
-    assert failed.stderr.splitlines()[0] == message, failed.stderr
-    assert all(line.startswith(" !     ") for line in failed.stderr.splitlines()), failed.stderr
+    assert_failed_cleanly(failed, message)
     # Nothing of the jemalloc layer is left for the export, and nothing was exported.
-    assert sorted(path.name for path in failed.layers_dir.iterdir()) == []
-    assert cnb_app.image == image_before
+    assert_nothing_left(failed)
+    assert cnb_app.image_id == image_before
 
 
 def test_with_a_checksum_mismatch_nothing_is_built(cnb_app, cnb_build, source_config):
     failed = cnb_app.build(source_config("5.3.0", "wrong-body"))
-    assert failed.returncode == 1
-    assert "Checksum mismatch for the jemalloc source" in failed.stderr
+    assert failed.returncode == FAILED_BUILD_STATUS and failed.buildpack_status == 1
+    assert "Checksum mismatch for the jemalloc source" in failed.stdout
     assert "Building jemalloc" not in failed.stdout
-    assert list(failed.layers_dir.iterdir()) == []
+    assert_nothing_left(failed)
 
 
 # --- launch -------------------------------------------------------------------------------
@@ -165,6 +211,18 @@ def enabled_web(cnb_app, cnb_build):
     process = cnb_app.launch(cnb_build, "web", ENABLED)
     process.wait_for_output("ready")
     return process
+
+
+def test_the_image_runs_the_procfile_processes_as_heroku_procfile_declares_them(cnb_build):
+    # heroku/procfile's form: direct processes of bash -c and the Procfile line, web the default
+    # (the image's entrypoint).
+    metadata = tomllib.loads((cnb_build.layers_dir / "config" / "metadata.toml").read_text())
+    processes = {process["type"]: process for process in metadata["processes"]}
+    assert set(processes) == {"web", "worker"}
+    for name, process in processes.items():
+        assert process["command"] == ["bash", "-c"] and process["args"] == ["bin/probe"], process
+        assert process["direct"] is True and process["buildpack-id"] == PROCFILE_BUILDPACK, process
+    assert cnb_build.entrypoint() == ["/cnb/process/web"]
 
 
 def test_enabled_the_process_and_its_child_run_on_jemalloc(enabled_web):
@@ -220,7 +278,7 @@ def test_the_apps_own_preload_and_arena_setting_are_kept(cnb_app, cnb_build):
 
 
 def test_a_missing_library_preloads_nothing_and_warns_once(cnb_app, cnb_build):
-    process = cnb_app.launch(cnb_build, "web", ENABLED, prepare=lambda image: (image / LIBRARY_FILE[1:]).unlink())
+    process = cnb_app.launch(cnb_build, "web", ENABLED, before=f"rm {LIBRARY_FILE}")
     process.wait_for_output("ready")
     main = process.main_process()
     assert process.mapped_files(main) == set()
@@ -240,7 +298,7 @@ def test_the_exec_d_output_is_a_toml_table_of_strings(enabled_web):
     assert disabled.stdout == "status=0\n" and disabled.stderr == ""
 
 
-# --- jemalloc-check and jemalloc.sh in a CNB container ------------------------------------
+# --- jemalloc-check, jemalloc.sh and jemalloc-config in a CNB container -------------------
 
 def test_jemalloc_check_answers_for_a_one_off_process(cnb_app, cnb_build):
     answer = cnb_app.check(cnb_build, config=ENABLED)
@@ -257,6 +315,7 @@ def test_jemalloc_check_answers_for_a_one_off_process(cnb_app, cnb_build):
 
 
 def test_jemalloc_check_all_agrees_with_the_kernel(enabled_web):
+    # As `heroku run:inside <dyno> -- jemalloc-check --all` runs it: `launcher <cmd>` in the dyno.
     answer = enabled_web.check("--all")
     rows = {row["pid"]: row for row in answer["processes"]}
     truth = {process.pid: enabled_web.mapped_files(process) for process in enabled_web.processes()}
@@ -273,29 +332,41 @@ def test_jemalloc_sh_preloads_one_command_whatever_jemalloc_enabled_says(cnb_app
     assert result.stdout.startswith("jemalloc is on: LD_PRELOAD contains the library although JEMALLOC_ENABLED is unset")
 
 
-# --- the stand-in launcher's environment rules (buildpack.md, "Environment Variable
-# Modification Rules"), on a layer written for the purpose --------------------------------
+def test_jemalloc_config_and_jeprof_name_the_layer(cnb_app, cnb_build):
+    result = cnb_app.run(cnb_build, "jemalloc-config --prefix && jemalloc-config --libdir && jeprof --version")
+    assert result.returncode == 0, result.output
+    prefix, libdir, *jeprof = result.stdout.splitlines()
+    assert (prefix, libdir) == (f"{LAYER}/tree", f"{LAYER}/tree/lib")
+    assert "5.3.0" in jeprof[0], result.stdout
 
-def test_the_stand_in_launcher_applies_env_files_as_the_spec_says(cnb_app, cnb_build):
-    layer = f"layers/{BUILDPACK_LAYERS}/zz-env"
-    files = {
-        "env/OVERRIDDEN": "layer", "env.launch/OVERRIDDEN.override": "launch",
-        "env.launch/web/OVERRIDDEN.override": "web",
-        "env/KEPT.default": "layer", "env/UNSET.default": "layer",
-        "env/LIST.prepend": "env", "env.launch/LIST.prepend": "launch", "env.launch/LIST.delim": ",",
-        "env.launch/TAIL.append": "-end", "env.launch/worker/OVERRIDDEN": "worker",
-    }
 
-    def prepare(image):
-        for path, value in files.items():
-            (image / layer / path).parent.mkdir(parents=True, exist_ok=True)
-            (image / layer / path).write_text(value)
+# --- a group with another buildpack after this one -----------------------------------------
 
-    process = cnb_app.launch(cnb_build, "web", {"KEPT": "app", "LIST": "app", "TAIL": "app"}, prepare=prepare)
-    process.wait_for_output("ready")
-    environment = process.environ(process.main_process())
-    assert environment["OVERRIDDEN"] == "web"
-    assert environment["KEPT"] == "app" and environment["UNSET"] == "layer"
-    assert environment["LIST"] == "launch,env,app"
-    # No .delim for TAIL: appended as it is.
-    assert environment["TAIL"] == "app-end"
+@pytest.fixture(scope="module")
+def other_build(stack_images, cnb_app, cnb_build, source_config):
+    """The app built with tests/other in the group (after jemalloc): its launch layer sets
+    LD_PRELOAD=APP_LIBRARY through env.launch/LD_PRELOAD.default and its exec.d records the
+    LD_PRELOAD it sees. From a copy of cnb_app's first cache: the jemalloc layer is reused."""
+    with CnbApp(stack_images, cache_from=cnb_app.first_cache) as app:
+        build = app.build(source_config(TEST_OTHER_BUILDPACK="yes", TEST_OTHER_PRELOAD=APP_LIBRARY))
+        assert build.succeeded, build.output
+        yield app, build
+
+
+def test_with_another_buildpack_its_exec_d_runs_after_ours_and_its_preload_is_kept(other_build):
+    app, build = other_build
+    assert build.group() == [BUILDPACK_ID, OTHER_BUILDPACK, PROCFILE_BUILDPACK]
+    assert "-----> Using cached build" in build.stdout
+    enabled = app.launch(build, "web", ENABLED)
+    disabled = app.launch(build, "web")
+    enabled.wait_for_output("ready")
+    disabled.wait_for_output("ready")
+    main = enabled.main_process()
+    environment = enabled.environ(main)
+    # The launcher applies every env file first, then each buildpack's exec.d in group order.
+    assert environment["OTHER_SAW_LD_PRELOAD"] == environment["LD_PRELOAD"] == f"{LIBRARY}:{APP_LIBRARY}"
+    assert enabled.mapped_files(main) == {LIBRARY_FILE}
+    assert enabled.mapped_files(main, "libz.so")
+    off = disabled.environ(disabled.main_process())
+    assert off["OTHER_SAW_LD_PRELOAD"] == off["LD_PRELOAD"] == APP_LIBRARY
+    assert enabled.logs()[1] == "" and disabled.logs()[1] == ""

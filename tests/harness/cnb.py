@@ -1,51 +1,45 @@
-"""A small stand-in for a Cloud Native Buildpacks platform and lifecycle, for the tests only.
+"""Apps built and launched as Heroku Fir does: the real CNB lifecycle in a builder image, an app
+image in the Docker engine, and containers of that image as dynos.
 
-Neither pack nor the lifecycle's binaries can be fetched on the test machines, so this module
-plays both, for what the jemalloc buildpack touches, following the Buildpack API 0.10
-(buildpack.md) and Platform (platform.md) specifications of buildpacks.io; each rule cites its
-section. It is not part of the buildpack, and it does not try to be a lifecycle: no OCI images,
-no registry, no SBOM, one buildpack group made of this repository's buildpack.
+    build:   the five phases of the lifecycle (harness.lifecycle's v0.21.12, Platform API 0.14),
+             each in a container of the stack's builder image, as a Kubernetes platform runs
+             them: analyzer (root, reads the previous app image from the Docker engine),
+             detector (the heroku user, the order of /cnb/order.toml), restorer (root, from the
+             app's cache directory), builder (the heroku user; the only phase on the host's
+             network, for the loopback source server) and exporter (root, writes the app image
+             into the Docker engine with -daemon, and the cache). /workspace, /layers and
+             /platform are host directories of this build, the cache a host directory of the
+             app that every build of it reuses.
+    launch:  `docker run` of the app image through its own entrypoint (the launcher, as
+             /cnb/process/<type>), with the config vars and DYNO as Fir sets them; one-off
+             commands as `launcher <cmd>`, which is what `heroku run:inside` and
+             `heroku run:detached` start.
 
-    build:   detect -> analyze/restore -> build -> export, in the stack's build image with this
-             buildpack in it (Dockerfile.test), as the image's user, with the app at /workspace
-             and the layers at /layers, as on Heroku Fir. The "image" it exports and the cache
-             are host directories of this CnbApp.
-    launch:  the stack's run image, as its user, /layers and /workspace from the exported image,
-             and the launcher (cnb-launcher, a bash script: the run images have no python) at
-             /cnb/lifecycle/launcher with /cnb/process/<type> links to it.
-
-The app's processes come from its Procfile, as Heroku's heroku/procfile buildpack would declare
-them in launch.toml.
+The app's processes come from its Procfile through the tests' procfile buildpack
+(tests/buildpacks/procfile), which declares them as heroku/procfile does.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import io
+import json
+import re
 import secrets
 import shutil
-import stat
-import tomllib
+import tarfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .app import APPS, AppWorkspace, BuildOutcome
-from .docker import Result
+from .docker import Result, docker
 from .dyno import Dyno
-from .images import buildpack_image
-from .paths import JEMALLOC_FIXTURES, REPO
-from .sources import FIXTURES_MOUNT
+from .lifecycle import BUILDPACK_ID, PLATFORM_API, Builder, builder, docker_socket, escaped
 
-BUILDPACK_MOUNT = "/tmp/buildpacks/jemalloc"
-LAUNCHER = REPO / "tests" / "harness" / "cnb-launcher"
-DESCRIPTOR = tomllib.loads((REPO / "buildpack.toml").read_text())
-BUILDPACK_ID = DESCRIPTOR["buildpack"]["id"]
-# buildpack.md "Build": each buildpack gets <layers>/<buildpack ID, '/' replaced by '_'>.
-BUILDPACK_LAYERS = BUILDPACK_ID.replace("/", "_")
 BUILD_TIMEOUT = 15 * 60
-# Files of <layers>/<buildpack>/ that are not layer metadata (buildpack.md "Build", outputs).
-NOT_LAYER_TOML = {"launch.toml", "build.toml", "store.toml"}
+PHASE_TIMEOUT = 5 * 60
+BUILDPACK_LAYERS = escaped(BUILDPACK_ID)
 # The jemalloc layer as a launched process sees it: what the classic slug has under
 # /app/vendor/jemalloc (harness.paths) is here.
 LAYER = f"/layers/{BUILDPACK_LAYERS}/jemalloc"
@@ -54,13 +48,31 @@ LIBRARY = f"{LAYER}/tree/lib/libjemalloc.so"
 LIBRARY_FILE = f"{LAYER}/tree/lib/libjemalloc.so.2"
 BIN = f"{LAYER}/bin"
 BUILD_INFO = f"{LAYER}/build-info"
-# How a command runs as a process of the image does: through the launcher, by the shell.
+# How a command runs in a running container as `heroku run:inside` runs it: through the launcher.
 LOGIN = ("/cnb/lifecycle/launcher",)
+LIFECYCLE_METADATA = "io.buildpacks.lifecycle.metadata"
+ENGINE_SOCKET = "/var/run/docker.sock"
+# The layer's identifier in the exporter's log: "Reusing layer '<id>'", "Adding layer '<id>'".
+JEMALLOC_LAYER_ID = f"{BUILDPACK_ID}:jemalloc"
+# A line the lifecycle's own logger wrote (its level in colour), not a buildpack.
+LIFECYCLE_LINE = re.compile(r"^\x1b\[[0-9;]*m(ERROR|Warning): \x1b\[0m")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def split_build_output(output: str) -> tuple[str, str]:
+    """The build phase's stdout as (what the buildpacks printed, what the lifecycle said)."""
+    buildpacks, lifecycle = [], []
+    for line in output.splitlines(keepends=True):
+        if LIFECYCLE_LINE.match(line):
+            lifecycle.append(ANSI.sub("", line))
+        else:
+            buildpacks.append(line)
+    return "".join(buildpacks), "".join(lifecycle)
 
 
 @dataclass
 class Layer:
-    """A layer as the export phase records it: its types, its metadata table, its digest."""
+    """A layer of the app image as the lifecycle's metadata records it."""
 
     name: str
     types: dict
@@ -70,264 +82,246 @@ class Layer:
 
 @dataclass
 class CnbBuild(BuildOutcome):
-    """One build: the phases' results and, if it succeeded, the exported image's directory."""
+    """One build. returncode is the lifecycle's (0, or the exit status of the phase that
+    failed: 51 when a buildpack's bin/build failed); stdout is what the buildpacks printed in
+    the build phase (the lifecycle gives a buildpack's stdout and stderr as one stream, in the
+    order written, as Fir's build log shows them); stderr is what the lifecycle itself said then
+    ("ERROR: failed to build: exit status 1"); phases holds each phase's result, seconds each
+    phase's time."""
 
     returncode: int
     stdout: str
     stderr: str
-    detect: Result
+    phases: dict[str, Result]
+    seconds: dict[str, float]
     layers_dir: Path
-    image: Path | None = None
+    image: str | None = None
+    image_id: str | None = None
     layers: dict[str, Layer] = field(default_factory=dict)
 
-    def layer_path(self, name: str = "jemalloc") -> str:
-        """Where a layer of this buildpack is in the build and launch containers."""
-        return f"/layers/{BUILDPACK_LAYERS}/{name}"
+    @property
+    def detect(self) -> Result:
+        return self.phases["detector"]
+
+    @property
+    def failed_phase(self) -> str | None:
+        return next((name for name, result in self.phases.items() if result.returncode != 0), None)
+
+    @property
+    def buildpack_status(self) -> int | None:
+        """The exit status of the buildpack whose bin/build failed, as the builder reports it."""
+        match = re.search(r"^ERROR: failed to build: exit status (\d+)$", self.stderr, re.MULTILINE)
+        return int(match[1]) if match else None
+
+    @property
+    def export(self) -> str:
+        """What the exporter said (empty when the build did not get that far)."""
+        result = self.phases.get("exporter")
+        return result.output if result else ""
+
+    def layer_reused(self, layer_id: str = JEMALLOC_LAYER_ID) -> bool:
+        """Whether the exporter reused the previous image's layer rather than add it anew."""
+        if f"Reusing layer '{layer_id}'" in self.export:
+            return True
+        assert f"Adding layer '{layer_id}'" in self.export, self.export
+        return False
+
+    def entrypoint(self) -> list[str]:
+        """The app image's entrypoint: /cnb/process/<the default process type>."""
+        result = docker("image", "inspect", "--format", "{{json .Config.Entrypoint}}", self.image_id)
+        return json.loads(result.stdout)
+
+    def group(self) -> list[str]:
+        """The IDs of the buildpacks the detector chose, in order."""
+        return re.findall(r'^\s*id = "([^"]+)"', (self.layers_dir / "group.toml").read_text(), re.MULTILINE)
+
+    def layer_files(self, name: str = "jemalloc") -> Path:
+        """The host directory of a layer of this buildpack as the build left it."""
+        return self.layers_dir / BUILDPACK_LAYERS / name
 
     def build_info(self) -> dict[str, str]:
         """The facts the build recorded in its jemalloc layer (build-info); {} if none."""
-        return self._build_info(self.layers_dir / "jemalloc" / "build-info")
+        return self._build_info(self.layer_files() / "build-info")
 
 
-def layer_digest(directory: Path) -> str:
-    """A digest of a layer directory's files: paths, types, modes, contents and link targets.
-
-    Stands in for the layer's diff ID (buildpack.md "Layer Types": a launch and cache layer is
-    restored only if the digest recorded in the image matches the cache's).
-    """
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            path = Path(root) / name
-            info = path.lstat()
-            digest.update(f"{path.relative_to(directory)}\0{stat.S_IFMT(info.st_mode)}\0{info.st_mode & 0o7777}\0".encode())
-            if stat.S_ISLNK(info.st_mode):
-                digest.update(os.readlink(path).encode())
-            elif stat.S_ISREG(info.st_mode):
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def toml_dump(table: dict) -> str:
-    """TOML for a table of scalars and one level of sub-tables: all the layer metadata needs."""
-
-    def scalar(value) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value)
-        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{text}"'
-
-    lines = [f"{key} = {scalar(value)}" for key, value in table.items() if not isinstance(value, dict)]
-    for key, value in table.items():
-        if isinstance(value, dict):
-            lines += ["", f"[{key}]", *(f"{k} = {scalar(v)}" for k, v in value.items() if not isinstance(v, dict))]
-    return "\n".join(lines) + "\n"
-
-
-def procfile_processes(app_dir: Path) -> dict[str, str]:
-    procfile = app_dir / "Procfile"
-    processes = {}
-    if procfile.exists():
-        for line in procfile.read_text().splitlines():
-            name, sep, command = line.partition(":")
-            if sep and name.strip() and not name.startswith("#"):
-                processes[name.strip()] = command.strip()
-    return processes
+def _image_layers(image: str) -> dict[str, Layer]:
+    """The layers of the app image's buildpacks, from the lifecycle's metadata label."""
+    label = docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{LIFECYCLE_METADATA}"}}}}', image)
+    metadata = json.loads(label.stdout)
+    layers = {}
+    for buildpack in metadata.get("buildpacks", []):
+        if buildpack["key"] != BUILDPACK_ID:
+            continue
+        for name, layer in (buildpack.get("layers") or {}).items():
+            types = {kind: bool(layer.get(kind, False)) for kind in ("launch", "build", "cache")}
+            layers[name] = Layer(name, types, layer.get("data") or {}, layer.get("sha", ""))
+    return layers
 
 
 @dataclass
 class CnbApp(AppWorkspace):
-    """An app built and launched through the stand-in platform, with its image and cache."""
+    """An app built by the real lifecycle into an image of its own, with its cache."""
 
-    _builds: int = 0
     KIND = "cnb"
+    _builds: int = 0
+
+    # A cache to start from (a copy of another app's cache directory), instead of none.
+    cache_from: Path | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # The platform's cache: <cache>/<layer>/ and <cache>/<layer>.json (types, metadata, digest).
         self.cache = self.workspace / "cache"
-        self.cache.mkdir()
-        # The last exported image, if any.
-        self.image: Path | None = None
-        self.image_layers: dict[str, Layer] = {}
+        if self.cache_from is not None:
+            shutil.copytree(self.cache_from, self.cache, symlinks=True)
+        else:
+            self.cache.mkdir()
+        # The app's image is REPOSITORY:latest; each build's image is also REPOSITORY:build-N,
+        # so that it stays while tests launch it, whatever later builds do. All are removed at
+        # cleanup.
+        self.repository = f"jemalloc-buildpack-cnb-app/{secrets.token_hex(6)}"
+        self.image_name = f"{self.repository}:latest"
+        self._tags: list[str] = []
+        self.builder: Builder = builder(self.stack_images)
 
-    def _target_env(self) -> dict[str, str]:
-        # buildpack.md (0.10) "Provided by the Lifecycle", "Targets": the target of the build.
-        return {
-            "CNB_TARGET_OS": "linux",
-            "CNB_TARGET_ARCH": "amd64",
-            "CNB_TARGET_DISTRO_NAME": "ubuntu",
-            "CNB_TARGET_DISTRO_VERSION": self.stack.ubuntu_version,
-        }
+    def save_cache(self, name: str) -> Path:
+        """A copy of the app's cache as it is now (for CnbApp(cache_from=...))."""
+        copy = self.workspace / f"cache-{name}"
+        shutil.copytree(self.cache, copy, symlinks=True)
+        return copy
+
+    @property
+    def image_id(self) -> str | None:
+        """The ID of the image the app's tag names now, None before a build exported one."""
+        result = docker("image", "inspect", "--format", "{{.Id}}", self.image_name, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
 
     # --- build ------------------------------------------------------------------------------
 
     def build(self, config: dict[str, str] | None = None, timeout: float = BUILD_TIMEOUT) -> CnbBuild:
+        """The lifecycle's five phases on a fresh copy of the app, with CONFIG as the platform's
+        env/ files (how Fir hands config vars to a build); exported as this app's image."""
         self._builds += 1
         root = self.workspace / f"build_{self._builds}"
-        app_dir, layers_root, platform, plans = (root / "workspace", root / "layers", root / "platform", root / "plans")
+        app_dir, layers_dir, platform = root / "workspace", root / "layers", root / "platform"
         shutil.copytree(APPS / self.source, app_dir, symlinks=True)
-        bp_layers = layers_root / BUILDPACK_LAYERS
-        bp_layers.mkdir(parents=True)
-        # platform.md "Inputs": user-provided environment variables as files in <platform>/env/.
+        layers_dir.mkdir()
         (platform / "env").mkdir(parents=True)
         for name, value in (config or {}).items():
             (platform / "env" / name).write_text(value)
-        plans.mkdir()
-        # buildpack.md "Buildpack Plan (TOML)": no buildpack required anything: no entries.
-        (plans / "plan.toml").write_text("")
-        self._restore(bp_layers)
-        for path in (app_dir, layers_root, plans):
-            self._own(path)
+        self._own(app_dir)
+        self._own(layers_dir)
 
-        volumes = [
-            f"{app_dir}:/workspace",
-            f"{layers_root}:/layers",
-            f"{platform}:/platform:ro",
-            f"{plans}:/cnb-plans",
-            f"{JEMALLOC_FIXTURES}:{FIXTURES_MOUNT}:ro",
+        ids = ["-uid", str(self.builder.uid), "-gid", str(self.builder.gid)]
+        image = self.image_name
+        phases: dict[str, Result] = {}
+        seconds: dict[str, float] = {}
+        steps = [
+            ("analyzer", ["-daemon", "-layers", "/layers", "-run-image", self.builder.run_image, *ids, image], True),
+            ("detector", ["-app", "/workspace", "-layers", "/layers", "-platform", "/platform", "-log-level", "debug"], False),
+            ("restorer", ["-daemon", "-layers", "/layers", "-cache-dir", "/cache", *ids], True),
+            ("builder", ["-app", "/workspace", "-layers", "/layers", "-platform", "/platform"], False),
+            ("exporter", ["-daemon", "-app", "/workspace", "-layers", "/layers", "-cache-dir", "/cache", *ids, image], True),
         ]
-        # buildpack.md "Provided by the Platform": unless clear-env, user-provided variables are
-        # also in the environment of bin/detect and bin/build.
-        user_env = {} if DESCRIPTOR["buildpack"].get("clear-env") else dict(config or {})
-        common_env = {"CNB_PLATFORM_DIR": "/platform", "CNB_BUILDPACK_DIR": BUILDPACK_MOUNT, **self._target_env()}
-
-        def run(executable: str, env: dict[str, str], run_timeout: float) -> Result:
-            return self._run_once(
-                buildpack_image(self.stack_images), f"{BUILDPACK_MOUNT}/bin/{executable}", kind=executable,
-                network="host", workdir="/workspace", volumes=volumes, env={**user_env, **common_env, **env},
-                timeout=run_timeout, check=False,
-            )
-
-        # buildpack.md "Detection": no arguments (0.10); the plan is written to CNB_BUILD_PLAN_PATH;
-        # exit status 0 passes, 100 fails, anything else is an error.
-        detect = run("detect", {"CNB_BUILD_PLAN_PATH": "/cnb-plans/build-plan.toml"}, 60)
-        if detect.returncode != 0:
-            return CnbBuild(detect.returncode, detect.stdout, detect.stderr, detect, bp_layers)
-        # buildpack.md "Build": no arguments (0.10); inputs CNB_LAYERS_DIR, CNB_PLATFORM_DIR and
-        # CNB_BP_PLAN_PATH; working directory <app>. A non-zero exit status fails the build.
-        built = run("build", {"CNB_LAYERS_DIR": f"/layers/{BUILDPACK_LAYERS}", "CNB_BP_PLAN_PATH": "/cnb-plans/plan.toml"},
-                    timeout)
-        build = CnbBuild(built.returncode, built.stdout, built.stderr, detect, bp_layers)
+        volumes = [f"{app_dir}:/workspace", f"{layers_dir}:/layers", f"{platform}:/platform:ro", f"{self.cache}:/cache"]
+        engine = docker_socket(self.builder.uid, self.builder.gid)
+        for name, args, as_root in steps:
+            options = {"user": "root", "volumes": [*volumes, f"{engine}:{ENGINE_SOCKET}"]} if as_root else {
+                "user": f"{self.builder.uid}:{self.builder.gid}", "volumes": volumes}
+            started = time.monotonic()
+            phases[name] = result = self._run_once(
+                self.builder.image, f"/cnb/lifecycle/{name}", *args, kind=f"{name}",
+                network="host" if name == "builder" else "none", env={"CNB_PLATFORM_API": PLATFORM_API},
+                timeout=timeout if name == "builder" else PHASE_TIMEOUT, check=False, **options)
+            seconds[name] = time.monotonic() - started
+            if result.returncode != 0:
+                break
+        built = phases.get("builder")
+        failed = next((result for result in phases.values() if result.returncode != 0), None)
+        buildpacks_said, lifecycle_said = split_build_output(built.stdout) if built else ("", "")
+        build = CnbBuild(
+            failed.returncode if failed else 0, buildpacks_said,
+            lifecycle_said + (built.stderr if built else (failed.output if failed else "")),
+            phases, seconds, layers_dir,
+        )
         if build.succeeded:
-            self._export(build, app_dir, bp_layers)
+            build.image = f"{self.repository}:build-{self._builds}"
+            docker("tag", image, build.image)
+            self._tags.append(build.image)
+            build.image_id = self.image_id
+            build.layers = _image_layers(build.image_id)
         return build
 
-    def _restore(self, bp_layers: Path) -> None:
-        """Analysis and restore (buildpack.md "Phase #2: Analysis", "Layer Types").
+    def damage_cache(self, path: str, layer: str = "jemalloc") -> None:
+        """Append a byte to the file PATH of a cached layer, and record the damaged layer in the
+        cache under its new digest, so that the lifecycle's own check of the cache (the digest
+        of the layer's archive) passes and only the buildpack can see the damage: a cache that
+        a faulty earlier build, or a faulty cache store, left consistent but wrong."""
+        committed = self.cache / "committed"
+        metadata_file = committed / "io.buildpacks.lifecycle.cache.metadata"
+        metadata = json.loads(metadata_file.read_text())
+        entry = next(bp for bp in metadata["buildpacks"] if bp["key"] == BUILDPACK_ID)["layers"][layer]
+        old = committed / f"{entry['sha']}.tar"
+        new = committed / "damaged.tar"
+        target = f"layers/{BUILDPACK_LAYERS}/{layer}/{path}"
+        with tarfile.open(old) as source, tarfile.open(new, "w", format=tarfile.PAX_FORMAT) as damaged:
+            found = False
+            for member in source.getmembers():
+                data = source.extractfile(member).read() if member.isfile() else None
+                if member.name.lstrip("/") == target:
+                    data += b"\0"
+                    member.size = len(data)
+                    found = True
+                damaged.addfile(member, None if data is None else io.BytesIO(data))
+        assert found, f"no {target} in {old}"
+        digest = "sha256:" + hashlib.sha256(new.read_bytes()).hexdigest()
+        new.rename(committed / f"{digest}.tar")
+        old.unlink()
+        entry["sha"] = digest
+        metadata_file.write_text(json.dumps(metadata))
 
-        launch and cache: metadata from the image, contents from the cache, both only if the
-        digest recorded in the image matches the cache's. launch only: metadata from the image,
-        no contents. cache only: both from the cache. The [types] table is never restored.
-        """
-        cached = {path.stem: tomllib.loads(path.read_text()) for path in self.cache.glob("*.toml")}
-        for name, layer in self.image_layers.items():
-            entry = cached.get(name)
-            if layer.types.get("cache"):
-                if entry is None or entry["digest"] != layer.digest:
-                    continue
-                shutil.copytree(self.cache / name, bp_layers / name, symlinks=True)
-            (bp_layers / f"{name}.toml").write_text(toml_dump({"metadata": layer.metadata}))
-        for name, entry in cached.items():
-            if not entry["types"].get("launch") and entry["types"].get("cache"):
-                shutil.copytree(self.cache / name, bp_layers / name, symlinks=True)
-                (bp_layers / f"{name}.toml").write_text(toml_dump({"metadata": entry.get("metadata", {})}))
-
-    def _export(self, build: CnbBuild, app_dir: Path, bp_layers: Path) -> None:
-        """Export (buildpack.md "Phase #4: Export", "Launch Layers", "Cached Layers", "Ignored Layers")."""
-        layers: dict[str, Layer] = {}
-        for toml in sorted(bp_layers.glob("*.toml")):
-            if toml.name in NOT_LAYER_TOML:
-                continue
-            content = tomllib.loads(toml.read_text())
-            types = {key: bool(content.get("types", {}).get(key, False)) for key in ("launch", "build", "cache")}
-            directory = bp_layers / toml.stem
-            if not any(types.values()):
-                # An ignored layer: renamed <layer>.ignore, in no image and no cache.
-                if directory.exists():
-                    directory.rename(directory.with_name(f"{toml.stem}.ignore"))
-                continue
-            digest = layer_digest(directory) if directory.is_dir() else None
-            if digest is None and types["launch"]:
-                # launch = true and no directory: the previous image's layer is reused.
-                previous = self.image_layers.get(toml.stem)
-                assert previous is not None, f"layer {toml.stem} has no directory and no previous layer"
-                digest = previous.digest
-            layers[toml.stem] = Layer(toml.stem, types, content.get("metadata", {}), digest)
-
-        image = self.workspace / f"image_{self._builds}"
-        image_layers = image / "layers" / BUILDPACK_LAYERS
-        image_layers.mkdir(parents=True)
-        for name, layer in layers.items():
-            if layer.types["launch"]:
-                source = bp_layers / name if (bp_layers / name).is_dir() else self.image / "layers" / BUILDPACK_LAYERS / name
-                shutil.copytree(source, image_layers / name, symlinks=True)
-        shutil.copytree(app_dir, image / "workspace", symlinks=True)
-        # The cache keeps the cache = true layers of this build only.
-        for old in self.cache.iterdir():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        for name, layer in layers.items():
-            if layer.types["cache"] and (bp_layers / name).is_dir():
-                shutil.copytree(bp_layers / name, self.cache / name, symlinks=True)
-                (self.cache / f"{name}.toml").write_text(
-                    toml_dump({"digest": layer.digest, "types": layer.types, "metadata": layer.metadata}))
-        self.image = image
-        self.image_layers = layers
-        build.image = image
-        build.layers = layers
+    def forget_image(self) -> None:
+        """Untag the app's image (each build's stays): the next build has no previous image."""
+        docker("image", "rm", self.image_name, check=False)
 
     # --- launch -----------------------------------------------------------------------------
 
     def launch(self, build: CnbBuild, process_type: str | None = "web", config: dict[str, str] | None = None,
-               command: str | None = None, prepare: Callable[[Path], None] | None = None) -> Dyno:
-        """Start a container of the image: a process type, or COMMAND through the launcher.
+               command: str | None = None, before: str | None = None) -> Dyno:
+        """A container of the app image, started as a Fir dyno: through the image's entrypoint
+        for web, /cnb/process/<type> for another process type, `launcher COMMAND` for a one-off
+        (what `heroku run:inside` and `heroku run:detached` start).
 
-        The environment has the config vars and what Heroku Fir sets: DYNO as
-        "<type>-<generated>-<generated>", PORT for web. PREPARE, if given, is called with the
-        directory of this launch's copy of the image (layers/, workspace/) before the launch, to
-        change it on purpose.
-        """
-        assert build.image is not None, "the build failed: nothing to launch"
-        copy = self.workspace / f"launch_{secrets.token_hex(6)}"
-        shutil.copytree(build.image, copy, symlinks=True)
-        config_dir = copy / "layers" / "config"
-        (config_dir / "process").mkdir(parents=True)
-        (config_dir / "buildpacks").write_text(BUILDPACK_LAYERS + "\n")
-        processes = procfile_processes(copy / "workspace")
-        for name, process_command in processes.items():
-            (config_dir / "process" / name).write_text(process_command)
-        cnb = copy / "cnb"
-        (cnb / "lifecycle").mkdir(parents=True)
-        (cnb / "process").mkdir()
-        shutil.copy2(LAUNCHER, cnb / "lifecycle" / "launcher")
-        for name in processes:
-            (cnb / "process" / name).symlink_to("/cnb/lifecycle/launcher")
-        if prepare is not None:
-            prepare(copy)
-        self._own(copy / "layers")
-        self._own(copy / "workspace")
-
+        The environment has the config vars and what Fir sets: DYNO as
+        "<type>-<generated>-<generated>", PORT for web. BEFORE, a shell command, runs in the
+        container before its entrypoint (to change the image's files on purpose)."""
+        assert build.image_id is not None, "the build failed: nothing to launch"
         dyno_type = process_type or "run"
-        environment = {"DYNO": f"{dyno_type}-{secrets.token_hex(5)}-{secrets.token_hex(3)[:5]}"}
+        environment = {"DYNO": f"{dyno_type}-{secrets.token_hex(5)[:9]}-{secrets.token_hex(3)[:5]}"}
         if dyno_type == "web":
             environment["PORT"] = "5000"
         environment.update(config or {})
-        if command is None:
-            assert process_type in processes, f"no process type {process_type!r} in {processes}"
-            entry = [f"/cnb/process/{process_type}"]
-        else:
+        if command is not None:
             entry = ["/cnb/lifecycle/launcher", command]
-        return self._start_dyno(
-            self.stack_images.run, *entry[1:], own_dir=copy, login=LOGIN, env=environment, workdir="/workspace",
-            volumes=[f"{copy / 'layers'}:/layers", f"{copy / 'workspace'}:/workspace", f"{cnb}:/cnb:ro"],
-            options=["--entrypoint", entry[0]],
-        )
+        elif process_type == "web":
+            entry = build.entrypoint()
+        else:
+            entry = [f"/cnb/process/{process_type}"]
+        options: list[str] = []
+        if before is not None:
+            entry = ["bash", "-c", f'{before}\nexec "$@"', "before", *entry]
+        if before is not None or command is not None or process_type != "web":
+            options = ["--entrypoint", entry[0]]
+            arguments = entry[1:]
+        else:
+            arguments = []
+        return self._start_dyno(build.image_id, *arguments, own_dir=None, login=LOGIN, env=environment,
+                                options=options)
 
     def run(self, build: CnbBuild, command: str, config: dict[str, str] | None = None,
-            process_type: str | None = None, timeout: float = 120,
-            prepare: Callable[[Path], None] | None = None) -> Result:
-        """A one-off process (`heroku run` on Fir): COMMAND through the launcher; its result."""
-        return self._one_off(self.launch(build, process_type, config, command=command, prepare=prepare), timeout)
+            process_type: str | None = None, timeout: float = 120, before: str | None = None) -> Result:
+        """A one-off process: COMMAND through `launcher`, as `heroku run:inside` starts it; its result."""
+        return self._one_off(self.launch(build, process_type, config, command=command, before=before), timeout)
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        docker("image", "rm", "--force", self.image_name, *self._tags, check=False, timeout=120)
