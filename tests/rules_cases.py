@@ -17,15 +17,18 @@ ON_UNLISTED = "on: LD_PRELOAD contains the library although {rule} (jemalloc.sh,
 @dataclass(frozen=True)
 class Case:
     """The environment a process starts with (a name left out is unset); whether the rules
-    preload jemalloc (on); what the shim leaves in LD_PRELOAD (None: unset); whether it warns;
-    and the reason that jemalloc-check gives in the environment the shim leaves."""
+    preload jemalloc (on); what the shim leaves in LD_PRELOAD (None: unset); the variable its one
+    warning is about (None: it warns about nothing); the reason that jemalloc-check gives in the
+    environment the shim leaves; and how the rules read JEMALLOC_BACKGROUND_THREAD_AFTER_FORK
+    (on, off or invalid), as jemalloc-check reports it."""
 
     id: str
     env: dict[str, str]
     on: bool
     preload: str | None
     reason: str
-    warns: bool = False
+    warning: str | None = None
+    after_fork: str = "on"
 
     @property
     def arena_max(self) -> str | None:
@@ -76,7 +79,8 @@ def _enabled_case(value: str | None, expected: str) -> Case:
     if expected == "on":
         return Case(f"enabled[{value}]", env, True, "{library}", f"on: JEMALLOC_ENABLED={trimmed}")
     if expected == "invalid":
-        return Case(f"enabled[{value}]", env, False, None, f"off: JEMALLOC_ENABLED='{value}' is not understood", warns=True)
+        return Case(f"enabled[{value}]", env, False, None, f"off: JEMALLOC_ENABLED='{value}' is not understood",
+                    warning="JEMALLOC_ENABLED")
     if value is None:
         return Case("enabled[unset]", env, False, None, "off: JEMALLOC_ENABLED is unset")
     if not trimmed:
@@ -92,6 +96,33 @@ ENABLED_VALUES: list[tuple[str | None, str]] = [
 ]
 
 ENABLED = {"JEMALLOC_ENABLED": "true", "DYNO": "web.1"}
+
+# JEMALLOC_BACKGROUND_THREAD_AFTER_FORK (None for unset) and how the rules read it: the parser of
+# JEMALLOC_ENABLED, but on when unset or empty, and what it does not understand acts as on too.
+AFTER_FORK_VALUES: list[tuple[str | None, str]] = [
+    (None, "on"), ("", "on"), ("true", "on"), ("FALSE", "off"), (" false ", "off"), ("off", "off"), ("No", "off"),
+    ("0", "off"), ("1", "on"), ("bogus", "invalid"),
+]
+
+
+def _after_fork_case(value: str | None, expected: str) -> Case:
+    """With jemalloc on: the shim warns, once, exactly about a value it does not understand."""
+    env = {**ENABLED, **({} if value is None else {"JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": value})}
+    return Case(f"after-fork[{'unset' if value is None else value}]", env, True, "{library}", "on: JEMALLOC_ENABLED=true",
+                warning="JEMALLOC_BACKGROUND_THREAD_AFTER_FORK" if expected == "invalid" else None, after_fork=expected)
+
+
+# With jemalloc off, nothing is preloaded that could fork: no warning, though jemalloc-check
+# still says how the value reads.
+AFTER_FORK_OFF_CASES: list[Case] = [
+    Case("after-fork[bogus]-jemalloc-unset", {"DYNO": "web.1", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": "bogus"},
+         False, None, "off: JEMALLOC_ENABLED is unset", after_fork="invalid"),
+    Case("after-fork[bogus]-type-unlisted",
+         {**ENABLED, "JEMALLOC_PROCESS_TYPES": "worker", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": "bogus"}, False,
+         None, "off: process type web is not in JEMALLOC_PROCESS_TYPES (worker)", after_fork="invalid"),
+    Case("after-fork[off]-jemalloc-false", {"JEMALLOC_ENABLED": "false", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": "off"},
+         False, None, "off: JEMALLOC_ENABLED=false", after_fork="off"),
+]
 PRELOAD_CASES: list[Case] = [
     Case("preload[app]", {**ENABLED, "LD_PRELOAD": "{app_library}"}, True, "{library}:{app_library}",
          "on: JEMALLOC_ENABLED=true"),
@@ -118,6 +149,8 @@ CASES: list[Case] = (
     [_enabled_case(value, expected) for value, expected in ENABLED_VALUES]
     + [_process_type_case(*case) for case in PROCESS_TYPE_CASES]
     + PRELOAD_CASES
+    + [_after_fork_case(value, expected) for value, expected in AFTER_FORK_VALUES]
+    + AFTER_FORK_OFF_CASES
 )
 
 

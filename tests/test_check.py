@@ -85,8 +85,10 @@ def test_in_an_enabled_web_dyno_it_says_on_with_the_version_built(enabled_dyno):
     assert said.fields["LD_PRELOAD"] == LIBRARY
     # What it found mapped in itself is what /proc shows in the dyno's processes.
     assert said.fields["mapped"] == truth(enabled_dyno, enabled_dyno.main_process()) == LIBRARY_FILE
-    assert said.fields["settings"] == ("JEMALLOC_ENABLED=true JEMALLOC_PROCESS_TYPES=(unset) DYNO=web.1 "
+    assert said.fields["settings"] == ("JEMALLOC_ENABLED=true JEMALLOC_PROCESS_TYPES=(unset) "
+                                       "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=(unset) DYNO=web.1 "
                                        "MALLOC_CONF=(unset) MALLOC_ARENA_MAX=2")
+    assert said.fields["after-fork"] == "on: forked children get the background thread back (the default)"
     assert "hint" not in said.fields
     assert said.stderr == ""
 
@@ -247,8 +249,9 @@ def test_json_agrees_with_the_text_and_with_proc(enabled_dyno):
     assert (data["ld_preload"], data["library"], data["library_exists"]) == (LIBRARY, LIBRARY, True)
     assert data["version"] == DEFAULT_VERSION
     assert data["library_version"].startswith(f"{DEFAULT_VERSION}-0-g")
-    assert data["settings"] == {"JEMALLOC_ENABLED": "true", "JEMALLOC_PROCESS_TYPES": None, "DYNO": "web.1",
-                                "MALLOC_CONF": None, "MALLOC_ARENA_MAX": "2", "process_type": "web"}
+    assert data["settings"] == {"JEMALLOC_ENABLED": "true", "JEMALLOC_PROCESS_TYPES": None,
+                                "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": None, "DYNO": "web.1", "MALLOC_CONF": None,
+                                "MALLOC_ARENA_MAX": "2", "process_type": "web", "background_thread_after_fork": "on"}
     assert data["processes"] == []
 
 

@@ -7,14 +7,16 @@
 # runtime/bin/jemalloc-check (installed beside the preload rules, in
 # libexec/jemalloc-buildpack/). bash 4.4 and no external command: results go
 # to the variables the caller names (namerefs), whose names must not be the
-# callee's own locals (hence the proc_*_out names of these).
+# callee's own locals (hence the proc_*_out names of these). Files are read
+# as bytes (LC_ALL=C): in a UTF-8 locale, bash's read takes the newline after
+# a name that ends inside a multibyte sequence into the name.
 
 # Usage: proc::mapped_jemalloc PID MAPPED_VAR ERROR_VAR
 # Sets MAPPED_VAR to the first file mapped into process PID whose name
 # contains "libjemalloc" (empty when none), and ERROR_VAR to why its map
 # cannot be read (empty when it can). Returns 1 when it cannot be read.
 proc::mapped_jemalloc() {
-	local proc_pid=$1 proc_maps proc_before proc_line IFS=$'\n'
+	local LC_ALL=C proc_pid=$1 proc_line
 	local -n proc_mapped_out=$2 proc_error_out=$3
 	local -a proc_lines=()
 	proc_mapped_out=
@@ -27,18 +29,17 @@ proc::mapped_jemalloc() {
 		fi
 		return 1
 	fi
-	proc_maps="${proc_lines[*]}"
-	if [[ $proc_maps != *libjemalloc* ]]; then
-		return 0
-	fi
-	# The line holding the first match: its path starts at its first '/'
-	# (address, permissions, offset, device and inode hold none).
-	proc_before=${proc_maps%%libjemalloc*}
-	proc_line=${proc_before##*$'\n'}${proc_maps#"$proc_before"}
-	proc_line=${proc_line%%$'\n'*}
-	if [[ $proc_line == */* ]]; then
-		proc_mapped_out=/${proc_line#*/}
-	fi
+	# Line by line: a strip over the whole map joined into one string costs
+	# bash time quadratic in its length (minutes for 10,000 lines), a match on
+	# one short line does not. A file's path starts at its line's first '/'
+	# (address, permissions, offset, device and inode hold none; a line
+	# without one is no file, such as a named anonymous mapping).
+	for proc_line in "${proc_lines[@]}"; do
+		if [[ $proc_line == *libjemalloc* && $proc_line == */* ]]; then
+			proc_mapped_out=/${proc_line#*/}
+			return 0
+		fi
+	done
 	return 0
 }
 
@@ -47,7 +48,7 @@ proc::mapped_jemalloc() {
 # background thread (named jemalloc_bg_thd by jemalloc 5.2 and later), which
 # returns freed memory to the kernel while the process idles; no otherwise.
 proc::background_thread() {
-	local proc_pid=$1 proc_task proc_name
+	local LC_ALL=C proc_pid=$1 proc_task proc_name
 	local -n proc_bg_out=$2
 	proc_bg_out=no
 	for proc_task in "/proc/$proc_pid/task/"*/comm; do
@@ -64,7 +65,7 @@ proc::background_thread() {
 # Sets RESULT_ARRAY to every process in /proc but PID 1, kernel threads,
 # exited (zombie) processes, this check and its descendants, in PID order.
 proc::all_pids() {
-	local proc_entry proc_pid proc_line proc_has_memory proc_ppid proc_changed
+	local LC_ALL=C proc_entry proc_pid proc_line proc_has_memory proc_ppid proc_changed
 	local -n proc_result_out=$1
 	local -A proc_parent=() proc_excluded=()
 	local -a proc_lines=() proc_candidates=() proc_ordered=()
@@ -114,7 +115,7 @@ proc::all_pids() {
 # proc::mapped_jemalloc), error (why it cannot be read, or empty), comm, rss
 # (kB, empty when unknown) and bg (yes/no; empty without jemalloc).
 proc::inspect_process() {
-	local proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg=''
+	local LC_ALL=C proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg=''
 	local -n proc_info_out=$2
 	local -a proc_lines=()
 	proc_info_out=([mapped]='' [error]='' [comm]='' [rss]='' [bg]='')

@@ -20,100 +20,179 @@
 #   version          the version in build-info (or empty), library_version the
 #                    one the library reports (or empty)
 #   process_type     DYNO's process type (or empty)
-# The processes are records (fields separated by \x1f): PID, comm, mapped,
-# RSS in kB, error, background thread (as proc::inspect_process has them).
+#   after_fork       JEMALLOC_BACKGROUND_THREAD_AFTER_FORK as the rules read
+#                    it: on, off or invalid (on, as by default), and
+#                    after_fork_value its value without surrounding spaces
+# The processes (an associative array) have the key count, and for each
+# process N from 0 the keys N,pid N,comm N,mapped N,rss (kB) N,error and
+# N,bg (as proc::inspect_process has them): one value per key, as a name or
+# a path may hold any byte but NUL, so no separator could be told from data.
+#
+# What is printed is made safe here, whatever bytes the values hold: JSON
+# escapes and replaces what is not UTF-8 (render::json_string), text replaces
+# control characters and bytes that are not UTF-8 (render::printable), so an
+# answer stays valid JSON, or one line per fact and per process.
 
 # The settings shown, in this order: their values come from the environment.
-RENDER_SETTINGS=(JEMALLOC_ENABLED JEMALLOC_PROCESS_TYPES DYNO MALLOC_CONF MALLOC_ARENA_MAX)
+RENDER_SETTINGS=(JEMALLOC_ENABLED JEMALLOC_PROCESS_TYPES JEMALLOC_BACKGROUND_THREAD_AFTER_FORK DYNO MALLOC_CONF
+	MALLOC_ARENA_MAX)
 
-# Usage: render::valid_utf8 VALUE RESULT_VAR
+# Usage: render::pieces VALUE RESULT_ARRAY
+# Sets RESULT_ARRAY to VALUE cut into pieces of at most a few hundred bytes,
+# in order, never inside a UTF-8 sequence (a cut moves past up to 3
+# continuation bytes: a fourth could belong to no sequence before it). bash
+# copies a whole string to take one byte of it (${value:i:1}), so a walk
+# byte by byte over a long value is quadratic; over its pieces it is not, and
+# halving pieces until they are short costs O(n log n).
+render::pieces() {
+	local LC_ALL=C piece half i more=1
+	local -n render_pieces=$2
+	local -a next=()
+	render_pieces=("$1")
+	while ((more)); do
+		more=0
+		next=()
+		for piece in "${render_pieces[@]}"; do
+			if ((${#piece} <= 256)); then
+				next+=("$piece")
+				continue
+			fi
+			half=$((${#piece} / 2))
+			for ((i = 0; i < 3; i++)); do
+				if [[ ${piece:half:1} != [$'\x80'-$'\xbf'] ]]; then
+					break
+				fi
+				half=$((half + 1))
+			done
+			next+=("${piece:0:half}" "${piece:half}")
+			more=1
+		done
+		render_pieces=("${next[@]}")
+	done
+}
+
+# Usage: render::join ARRAY RESULT_VAR
+# Sets RESULT_VAR to the elements of ARRAY joined, in one copy: appending to
+# a string copies it, so a string built by appending to it is quadratic.
+render::join() {
+	local -n render_parts=$1 render_joined=$2
+	printf -v render_joined '%s' "${render_parts[@]}"
+}
+
+# Usage: render::valid_utf8 VALUE REPLACEMENT RESULT_VAR
 # Sets RESULT_VAR to VALUE with every byte that is not part of a well-formed
-# UTF-8 sequence (RFC 3629) replaced by the JSON escape \ufffd, so that JSON
-# output stays valid UTF-8 whatever bytes a variable or a process name holds.
-# ASCII-only values are returned at once.
+# UTF-8 sequence replaced by REPLACEMENT, so that output stays valid UTF-8
+# whatever bytes a variable or a process name holds. ASCII-only values are
+# returned at once; a run of ASCII is taken whole, then one sequence or bad
+# byte. The sequences are those of RFC 3629 (Unicode's table 3-7): no
+# overlong forms, no surrogates, nothing above U+10FFFF.
 render::valid_utf8() {
-	local LC_ALL=C value=$1 out='' char byte next lo hi count i=0 j ok
-	local -n render_utf8=$2
+	local LC_ALL=C value=$1 replacement=$2 out piece ascii length c=$'[\x80-\xbf]'
+	local -a pieces=() outs=()
+	local -n render_utf8=$3
 	if [[ $value != *[$'\x80'-$'\xff']* ]]; then
 		render_utf8=$value
 		return 0
 	fi
-	while ((i < ${#value})); do
-		char=${value:i:1}
-		if [[ $char != [$'\x80'-$'\xff'] ]]; then
-			out+=$char
-			i=$((i + 1))
-			continue
-		fi
-		printf -v byte '%d' "'$char"
-		((byte >= 0)) || byte=$((byte + 256))
-		# The allowed range of the second byte, and how many bytes follow.
-		lo=128 hi=191 count=0
-		if ((byte >= 0xc2 && byte <= 0xdf)); then
-			count=1
-		elif ((byte == 0xe0)); then
-			count=2 lo=160
-		elif ((byte >= 0xe1 && byte <= 0xef)); then
-			count=2
-			if ((byte == 0xed)); then hi=159; fi
-		elif ((byte == 0xf0)); then
-			count=3 lo=144
-		elif ((byte >= 0xf1 && byte <= 0xf3)); then
-			count=3
-		elif ((byte == 0xf4)); then
-			count=3 hi=143
-		fi
-		ok=$((count > 0))
-		for ((j = 1; ok && j <= count; j++)); do
-			next=${value:i+j:1}
-			if [[ -z $next || $next != [$'\x80'-$'\xff'] ]]; then
-				ok=0
+	render::pieces "$value" pieces
+	for piece in "${pieces[@]}"; do
+		out=
+		while [[ -n $piece ]]; do
+			ascii=${piece%%[$'\x80'-$'\xff']*}
+			out+=$ascii
+			piece=${piece:${#ascii}}
+			if [[ -z $piece ]]; then
 				break
 			fi
-			printf -v next '%d' "'$next"
-			((next >= 0)) || next=$((next + 256))
-			if ((j == 1 && (next < lo || next > hi))) || ((j > 1 && next > 191)); then ok=0; fi
+			length=1
+			if [[ ${piece:0:2} == [$'\xc2'-$'\xdf']$c ]]; then
+				length=2
+			elif [[ ${piece:0:3} == $'\xe0'[$'\xa0'-$'\xbf']$c || ${piece:0:3} == [$'\xe1'-$'\xec\xee\xef']$c$c ||
+				${piece:0:3} == $'\xed'[$'\x80'-$'\x9f']$c ]]; then
+				length=3
+			elif [[ ${piece:0:4} == $'\xf0'[$'\x90'-$'\xbf']$c$c || ${piece:0:4} == [$'\xf1'-$'\xf3']$c$c$c ||
+				${piece:0:4} == $'\xf4'[$'\x80'-$'\x8f']$c$c ]]; then
+				length=4
+			fi
+			if ((length > 1)); then
+				out+=${piece:0:length}
+			else
+				out+=$replacement
+			fi
+			piece=${piece:length}
 		done
-		if ((ok)); then
-			out+=${value:i:count+1}
-			i=$((i + count + 1))
-		else
-			out+='\ufffd'
-			i=$((i + 1))
-		fi
+		outs+=("$out")
 	done
+	render::join outs out
 	render_utf8=$out
 }
 
 # Usage: render::json_string VALUE RESULT_VAR
 # Sets RESULT_VAR to VALUE as a JSON string: quoted, with backslash, double
-# quote and control characters escaped. Bytes are taken one by one (LC_ALL=C):
-# UTF-8 text passes through unchanged, and bytes that are not UTF-8 become
-# \ufffd (render::valid_utf8), so the output is always valid JSON in UTF-8.
+# quote and control characters escaped. Bytes are taken one by one (LC_ALL=C,
+# piece by piece: render::pieces): UTF-8 text passes through unchanged, and
+# bytes that are not UTF-8 become \ufffd (render::valid_utf8), so the output
+# is always valid JSON in UTF-8.
 render::json_string() {
-	local LC_ALL=C value=$1 escaped='' char code i utf8
+	local LC_ALL=C value=$1 escaped piece char code i utf8
 	local bs=\\ dq='"'
+	local -a pieces=() outs=()
 	local -n render_json=$2
-	value=${value//"$bs"/"$bs$bs"}
-	value=${value//"$dq"/"$bs$dq"}
-	if [[ $value == *[[:cntrl:]]* ]]; then
-		for ((i = 0; i < ${#value}; i++)); do
-			char=${value:i:1}
-			case $char in
-				$'\n') escaped+='\n' ;;
-				$'\t') escaped+='\t' ;;
-				$'\r') escaped+='\r' ;;
-				[[:cntrl:]])
-					printf -v code '\\u%04x' "'$char"
-					escaped+=$code
-					;;
-				*) escaped+=$char ;;
-			esac
-		done
-		value=$escaped
+	# Printable ASCII without a quote or a backslash, as most values are.
+	if [[ $value != *[^\ -~]* && $value != *["$bs$dq"]* ]]; then
+		render_json="\"$value\""
+		return 0
 	fi
-	render::valid_utf8 "$value" utf8
+	render::pieces "$value" pieces
+	for piece in "${pieces[@]}"; do
+		piece=${piece//"$bs"/"$bs$bs"}
+		piece=${piece//"$dq"/"$bs$dq"}
+		if [[ $piece == *[[:cntrl:]]* ]]; then
+			escaped=
+			for ((i = 0; i < ${#piece}; i++)); do
+				char=${piece:i:1}
+				case $char in
+					$'\n') escaped+='\n' ;;
+					$'\t') escaped+='\t' ;;
+					$'\r') escaped+='\r' ;;
+					[[:cntrl:]])
+						printf -v code '\\u%04x' "'$char"
+						escaped+=$code
+						;;
+					*) escaped+=$char ;;
+				esac
+			done
+			piece=$escaped
+		fi
+		outs+=("$piece")
+	done
+	render::join outs escaped
+	render::valid_utf8 "$escaped" '\ufffd' utf8
 	render_json="\"$utf8\""
+}
+
+# Usage: render::printable VALUE RESULT_VAR
+# Sets RESULT_VAR to VALUE for a terminal or a log line: every control
+# character (C0, DEL and C1: newlines, tabs, escape sequences) and every byte
+# that is not part of well-formed UTF-8 becomes '?', so that what is printed
+# stays on its line, in its column, and is valid UTF-8.
+render::printable() {
+	local LC_ALL=C value=$1 piece shown
+	local -a pieces=() outs=()
+	local -n render_printable=$2
+	if [[ $value != *[^\ -~]* ]]; then
+		render_printable=$value
+		return 0
+	fi
+	render::pieces "$value" pieces
+	for piece in "${pieces[@]}"; do
+		piece=${piece//[[:cntrl:]]/?}
+		# C1 is U+0080-U+009F: \xc2 then \x80-\x9f, well-formed wherever it stands.
+		outs+=("${piece//$'\xc2'[$'\x80'-$'\x9f']/?}")
+	done
+	render::join outs shown
+	render::valid_utf8 "$shown" '?' shown
+	render_printable=$shown
 }
 
 # Usage: render::json_optional VALUE RESULT_VAR
@@ -138,22 +217,23 @@ render::json_nullable() {
 	fi
 }
 
-# Usage: render::json_bg YES_NO_OR_EMPTY
-# Prints true, false or null (no jemalloc in the process).
+# Usage: render::json_bg YES_NO_OR_EMPTY RESULT_VAR
+# Sets RESULT_VAR to true, false or null (no jemalloc in the process).
 render::json_bg() {
+	local -n render_bg=$2
 	case $1 in
-		yes) printf true ;;
-		no) printf false ;;
-		*) printf null ;;
+		yes) render_bg=true ;;
+		no) render_bg=false ;;
+		*) render_bg=null ;;
 	esac
 }
 
-# Usage: render::json ANSWER_ASSOC ROWS_ARRAY BUILD_ASSOC BUILD_KEYS_ARRAY
-# Prints the answer as one JSON object: ANSWER (see the top of this file), the
-# process records ROWS, and the build-info pairs BUILD in BUILD_KEYS order.
+# Usage: render::json ANSWER_ASSOC PROCESSES_ASSOC BUILD_ASSOC BUILD_KEYS_ARRAY
+# Prints the answer as one JSON object: ANSWER and PROCESSES (see the top of
+# this file), and the build-info pairs BUILD in BUILD_KEYS order.
 render::json() {
 	local -n render_answer=$1 render_rows=$2 render_build=$3 render_build_keys=$4
-	local row fpid fcomm fmapped frss ferror fbg name sep json
+	local i name sep json
 	local out='{'
 	out+="\"active\":${render_answer[active]}"
 	render::json_string "${render_answer[reason]}" json
@@ -170,7 +250,8 @@ render::json() {
 	out+=",\"library_file\":$json"
 	render::json_optional "${render_answer[mapped]}" json
 	out+=",\"mapped\":$json"
-	out+=",\"background_thread\":$(render::json_bg "${render_answer[bg]}")"
+	render::json_bg "${render_answer[bg]}" json
+	out+=",\"background_thread\":$json"
 	render::json_optional "${render_answer[version]}" json
 	out+=",\"version\":$json"
 	render::json_optional "${render_answer[library_version]}" json
@@ -190,23 +271,24 @@ render::json() {
 		sep=,
 	done
 	render::json_optional "${render_answer[process_type]}" json
-	out+=",\"process_type\":$json},\"processes\":["
+	out+=",\"process_type\":$json"
+	out+=",\"background_thread_after_fork\":\"${render_answer[after_fork]}\"},\"processes\":["
 	sep=''
-	for row in "${render_rows[@]}"; do
-		IFS=$'\x1f' read -r fpid fcomm fmapped frss ferror fbg <<<"$row"
-		out+="$sep{\"pid\":$fpid"
-		if [[ $ferror == "no such process" ]]; then
+	for ((i = 0; i < ${render_rows[count]:-0}; i++)); do
+		out+="$sep{\"pid\":${render_rows["$i,pid"]}"
+		if [[ ${render_rows["$i,error"]} == "no such process" ]]; then
 			out+=",\"exists\":false,\"comm\":null"
 		else
-			render::json_string "$fcomm" json
+			render::json_string "${render_rows["$i,comm"]}" json
 			out+=",\"exists\":true,\"comm\":$json"
 		fi
-		if [[ -n $fmapped ]]; then out+=',"jemalloc":true'; else out+=',"jemalloc":false'; fi
-		render::json_optional "$fmapped" json
+		if [[ -n ${render_rows["$i,mapped"]} ]]; then out+=',"jemalloc":true'; else out+=',"jemalloc":false'; fi
+		render::json_optional "${render_rows["$i,mapped"]}" json
 		out+=",\"mapped\":$json"
-		out+=",\"background_thread\":$(render::json_bg "$fbg")"
-		out+=",\"rss_kb\":${frss:-null}"
-		render::json_optional "$ferror" json
+		render::json_bg "${render_rows["$i,bg"]}" json
+		out+=",\"background_thread\":$json"
+		out+=",\"rss_kb\":${render_rows["$i,rss"]:-null}"
+		render::json_optional "${render_rows["$i,error"]}" json
 		out+=",\"error\":$json}"
 		sep=,
 	done
@@ -232,14 +314,44 @@ render::shell_word() {
 	fi
 }
 
-# Usage: render::purging_words YES_OR_NO
-# Prints what the background thread state means for a process, for people.
+# Usage: render::fact LABEL VALUE
+# Prints one fact of the answer about this shell: LABEL, then VALUE made
+# printable (render::printable), on one line.
+render::fact() {
+	local line
+	render::printable "$2" line
+	printf '  %-11s %s\n' "$1" "$line"
+}
+
+# Usage: render::purging_words YES_OR_NO RESULT_VAR
+# Sets RESULT_VAR to what the background thread state means for a process, for people.
 render::purging_words() {
+	local -n render_purging=$2
 	if [[ $1 == yes ]]; then
-		printf '%s' "background thread running: freed memory goes back to the kernel while idle"
+		render_purging="background thread running: freed memory goes back to the kernel while idle"
 	else
-		printf '%s' "no background thread: freed memory goes back only while the process allocates"
+		render_purging="no background thread: freed memory goes back only while the process allocates"
 	fi
+}
+
+# Usage: render::after_fork_words STATE TRIMMED RESULT_VAR
+# Sets RESULT_VAR to what STATE (on, off or invalid: the rules' reading of
+# JEMALLOC_BACKGROUND_THREAD_AFTER_FORK, whose value without its surrounding
+# spaces is TRIMMED) means for forked children, for people.
+render::after_fork_words() {
+	local -n render_fork=$3
+	case $1 in
+		off)
+			render_fork="off: forked children run without the background thread (JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=$2)"
+			;;
+		invalid)
+			render_fork="on, as by default: JEMALLOC_BACKGROUND_THREAD_AFTER_FORK='${JEMALLOC_BACKGROUND_THREAD_AFTER_FORK-}' is not understood (use true or false); forked children get the background thread back"
+			;;
+		*)
+			render_fork="on: forked children get the background thread back"
+			if [[ -z $2 ]]; then render_fork+=" (the default)"; fi
+			;;
+	esac
 }
 
 # Usage: render::shell ANSWER_ASSOC BUILD_ASSOC
@@ -247,9 +359,10 @@ render::purging_words() {
 # file) and the build-info pairs BUILD.
 render::shell() {
 	local -n render_answer=$1 render_build=$2
-	local name word about='' words=''
+	local name word about='' words='' text
 	local version=${render_answer[version]} library_version=${render_answer[library_version]}
-	printf 'jemalloc is %s\n' "${render_answer[reason]}"
+	render::printable "jemalloc is ${render_answer[reason]}" text
+	printf '%s\n' "$text"
 	if [[ -n $version ]]; then
 		about="jemalloc $version"
 		if [[ -n ${render_build[stack]:-} ]]; then about+=", built for ${render_build[stack]}"; fi
@@ -264,25 +377,27 @@ render::shell() {
 	if [[ ${render_answer[library_exists]} == false ]]; then
 		about+="${about:+; }missing"
 	fi
-	printf '  %-11s %s%s%s\n' library "${render_answer[library]}" \
-		"${render_answer[library_target]:+ -> ${render_answer[library_target]}}" "${about:+ ($about)}"
-	printf '  %-11s %s\n' mapped "${render_answer[mapped]:-(none)}"
+	render::fact library "${render_answer[library]}${render_answer[library_target]:+ -> ${render_answer[library_target]}}${about:+ ($about)}"
+	render::fact mapped "${render_answer[mapped]:-(none)}"
 	if [[ -n ${render_answer[bg]} ]]; then
-		printf '  %-11s %s\n' purging "$(render::purging_words "${render_answer[bg]}")"
+		render::purging_words "${render_answer[bg]}" text
+		render::fact purging "$text"
 	fi
+	render::after_fork_words "${render_answer[after_fork]}" "${render_answer[after_fork_value]}" text
+	render::fact after-fork "$text"
 	render::shell_word LD_PRELOAD word
-	printf '  %-11s %s\n' LD_PRELOAD "${word#LD_PRELOAD=}"
+	render::fact LD_PRELOAD "${word#LD_PRELOAD=}"
 	for name in "${RENDER_SETTINGS[@]}"; do
 		render::shell_word "$name" word
 		words+=${words:+ }$word
 	done
-	printf '  %-11s %s\n' settings "$words"
+	render::fact settings "$words"
 	# The options compiled into the library; a key of MALLOC_CONF overrides its namesake here.
 	if [[ -n ${render_build[default_malloc_conf]+x} ]]; then
-		printf '  %-11s %s\n' built-in "${render_build[default_malloc_conf]:-(none: the stock jemalloc defaults)}"
+		render::fact built-in "${render_build[default_malloc_conf]:-(none: the stock jemalloc defaults)}"
 	fi
 	if [[ -n ${render_answer[hint]} ]]; then
-		printf '  %-11s %s\n' hint "${render_answer[hint]}"
+		render::fact hint "${render_answer[hint]}"
 	fi
 }
 
@@ -297,55 +412,61 @@ render::megabytes() {
 	fi
 }
 
-# Usage: render::table ROWS_ARRAY
-# Prints the rows of ROWS (fields separated by tabs) as aligned columns.
+# Usage: render::table CELLS_ASSOC ROWS COLUMNS
+# Prints the cells of CELLS (keys ROW,COLUMN, from 0,0) as ROWS lines of
+# COLUMNS aligned columns, the last one not padded.
 render::table() {
-	local -n render_table=$1
-	local row field i
-	local -a widths=() fields=()
-	for row in "${render_table[@]}"; do
-		IFS=$'\t' read -r -a fields <<<"$row"
-		for i in "${!fields[@]}"; do
-			field=${fields[i]}
-			if ((${#field} > ${widths[i]:-0})); then
-				widths[i]=${#field}
+	local -n render_cells=$1
+	local rows=$2 columns=$3 row column cell line
+	local -a widths=()
+	for ((row = 0; row < rows; row++)); do
+		for ((column = 0; column < columns; column++)); do
+			cell=${render_cells["$row,$column"]}
+			if ((${#cell} > ${widths[column]:-0})); then
+				widths[column]=${#cell}
 			fi
 		done
 	done
-	for row in "${render_table[@]}"; do
-		IFS=$'\t' read -r -a fields <<<"$row"
-		printf ' '
-		for i in "${!fields[@]}"; do
-			if ((i == ${#fields[@]} - 1)); then
-				printf ' %s' "${fields[i]}"
-			else
-				printf ' %-*s ' "${widths[i]}" "${fields[i]}"
-			fi
+	for ((row = 0; row < rows; row++)); do
+		line=' '
+		for ((column = 0; column < columns - 1; column++)); do
+			printf -v cell ' %-*s ' "${widths[column]}" "${render_cells["$row,$column"]}"
+			line+=$cell
 		done
-		printf '\n'
+		printf '%s %s\n' "$line" "${render_cells["$row,$((columns - 1))"]}"
 	done
 }
 
-# Usage: render::processes ANSWER_ASSOC ROWS_ARRAY
+# Usage: render::processes ANSWER_ASSOC PROCESSES_ASSOC
 # Prints the answer about processes, for people: a headline and a table of
-# the process records ROWS.
+# PROCESSES (see the top of this file), one line each.
 render::processes() {
 	local -n render_answer=$1 render_rows=$2
-	local row fpid fcomm fmapped frss ferror fbg size has
-	local -a lines=()
-	printf 'jemalloc is %s\n' "${render_answer[reason]}"
-	if ((${#render_rows[@]} > 0)); then
-		lines=("PID"$'\t'"JEMALLOC"$'\t'"BG THREAD"$'\t'"RSS"$'\t'"COMMAND"$'\t'"MAPPED")
-		for row in "${render_rows[@]}"; do
-			IFS=$'\x1f' read -r fpid fcomm fmapped frss ferror fbg <<<"$row"
-			render::megabytes "$frss" size
-			fcomm=${fcomm//[[:cntrl:]]/?}
-			fmapped=${fmapped//[[:cntrl:]]/?}
-			has=no
-			if [[ -n $fmapped ]]; then has=yes; fi
-			if [[ -n $ferror ]]; then fmapped="($ferror)"; fi
-			lines+=("$fpid"$'\t'"$has"$'\t'"${fbg:--}"$'\t'"$size"$'\t'"${fcomm:--}"$'\t'"${fmapped:--}")
-		done
-		render::table lines
+	local i row count=${render_rows[count]:-0} column mapped text
+	local -a header=(PID JEMALLOC "BG THREAD" RSS COMMAND MAPPED)
+	local -A cells=()
+	render::printable "jemalloc is ${render_answer[reason]}" text
+	printf '%s\n' "$text"
+	if ((count == 0)); then
+		return 0
 	fi
+	for column in "${!header[@]}"; do
+		cells["0,$column"]=${header[column]}
+	done
+	for ((i = 0; i < count; i++)); do
+		row=$((i + 1))
+		mapped=${render_rows["$i,mapped"]}
+		cells["$row,0"]=${render_rows["$i,pid"]}
+		cells["$row,1"]=no
+		if [[ -n $mapped ]]; then cells["$row,1"]=yes; fi
+		cells["$row,2"]=${render_rows["$i,bg"]:--}
+		render::megabytes "${render_rows["$i,rss"]}" text
+		cells["$row,3"]=$text
+		render::printable "${render_rows["$i,comm"]:--}" text
+		cells["$row,4"]=$text
+		if [[ -n ${render_rows["$i,error"]} ]]; then mapped="(${render_rows["$i,error"]})"; fi
+		render::printable "${mapped:--}" text
+		cells["$row,5"]=$text
+	done
+	render::table cells "$((count + 1))" "${#header[@]}"
 }

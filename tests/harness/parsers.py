@@ -44,3 +44,23 @@ def parse_check(stdout: str, returncode: int = 0, stderr: str = "") -> CheckAnsw
     if not isinstance(data, dict):
         raise AssertionError(f"jemalloc-check --json printed {type(data).__name__}, not an object: {stdout[:2000]}")
     return CheckAnswer(data, returncode, stderr)
+
+
+def well_formed_utf8(value: bytes, replacement: str = "\ufffd") -> str:
+    """VALUE as jemalloc-check shows bytes that may not be text: decoded, with each byte that is not
+    part of a well-formed UTF-8 sequence replaced by REPLACEMENT, byte by byte (where Python's
+    "replace" gives one U+FFFD for a sequence cut short, this gives one per byte)."""
+    out, i = [], 0
+    while i < len(value):
+        for length in (1, 2, 3, 4):
+            try:
+                char = value[i:i + length].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            out.append(char)
+            i += length
+            break
+        else:
+            out.append(replacement)
+            i += 1
+    return "".join(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.parsers import parse_build_info, parse_check, parse_report
+from harness.parsers import parse_build_info, parse_check, parse_report, well_formed_utf8
 from harness.paths import (APP_PREFIX, BIN, BUILD_INFO, DEFAULT_VERSION, FIXTURE_TARBALLS, LIBRARY, LIBRARY_FILE,
                            SHIM, SNAPSHOT_CHECKSUM, fixture_path, served_source_config, slug_relative, source_config)
 
@@ -93,6 +93,18 @@ def test_a_check_answer_keeps_a_failing_exit_status():
 def test_a_check_that_printed_no_json_object_fails_the_test_with_what_it_printed(stdout):
     with pytest.raises(AssertionError, match="jemalloc-check --json printed"):
         parse_check(stdout, 2, "usage")
+
+
+# Bytes as jemalloc-check shows them.
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (b"", ""), (b"caf\xc3\xa9", "caf\u00e9"), (b"\xf0\x9f\x98\x80", "\U0001f600"), (b"a\x01\x7f", "a\x01\x7f"),
+    (b"x\xe9\xff\xc3", "x\ufffd\ufffd\ufffd"), (b"\xe2\x82", "\ufffd\ufffd"), (b"\xe2\x82\xe2\x82\xac", "\ufffd\ufffd\u20ac"),
+    (b"\xed\xa0\x80", "\ufffd" * 3), (b"\xc0\xaf", "\ufffd" * 2), (b"\xf4\x90\x80\x80", "\ufffd" * 4),
+])
+def test_each_byte_that_is_not_part_of_a_utf8_sequence_is_replaced_on_its_own(value, shown):
+    assert well_formed_utf8(value) == shown
+    assert well_formed_utf8(value, "?") == shown.replace("\ufffd", "?")
 
 
 # The slug's paths and the source config, as the tests and benchmarks import them.

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import REPO
-from rules_cases import CASES, Case, fill
+from rules_cases import CASES, ENABLED, Case, fill
 
 SHELLS = ["bash", "dash"]
 PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -111,6 +111,13 @@ def unset(value: str) -> str | None:
     return None if value == "(unset)" else value
 
 
+def run_exec_d(install: Install, env, text: bool = True) -> subprocess.CompletedProcess:
+    """The CNB exec.d program in ENV (bytes values unless TEXT), with what it writes to FD 3 (the
+    TOML) as its stdout."""
+    return subprocess.run(["bash", "-c", f'"{install.root}/exec.d/jemalloc" 3>&1 >/dev/null'], env=env,
+                          capture_output=True, text=text, timeout=20)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_the_shim_exec_d_and_jemalloc_check_agree(install, shell, case):
     env = environment(case, install)
@@ -119,16 +126,16 @@ def test_the_shim_exec_d_and_jemalloc_check_agree(install, shell, case):
     preload, arena_max = (unset(line) for line in shim.stdout.split("\n")[:2])
     assert preload == fill(case.preload, install.library, install.app_library)
     assert arena_max == case.arena_max
-    if case.warns:
+    if case.warning:
         (warning,) = shim.stderr.splitlines()
-        assert warning.startswith(" !     jemalloc: JEMALLOC_ENABLED='") and "is not understood" in warning
+        assert warning.startswith(f" !     jemalloc: {case.warning}='") and "is not understood" in warning
     else:
         assert shim.stderr == ""
 
-    # The CNB exec.d program writes what the shim changes, and nothing else.
-    exec_d = subprocess.run(["bash", "-c", f'"{install.root}/exec.d/jemalloc" 3>&1 >/dev/null 2>/dev/null'],
-                            env=env, capture_output=True, text=True, timeout=20)
+    # The CNB exec.d program writes what the shim changes, and nothing else, and warns as it does.
+    exec_d = run_exec_d(install, env)
     assert exec_d.returncode == 0
+    assert exec_d.stderr == shim.stderr
     changes = {}
     if preload is not None and preload != env.get("LD_PRELOAD"):
         changes["LD_PRELOAD"] = preload
@@ -147,6 +154,35 @@ def test_the_shim_exec_d_and_jemalloc_check_agree(install, shell, case):
     assert answer["reason"] == case.reason
     assert answer["active"] is case.active and check.returncode == (0 if case.active else 1)
     assert (answer["mapped"] == str(install.prefix / "lib/libjemalloc.so.2")) is case.active
+    # The stand-in library runs no background thread; without jemalloc there is none to ask about.
+    assert answer["background_thread"] is (False if case.active else None)
+    assert answer["settings"]["JEMALLOC_BACKGROUND_THREAD_AFTER_FORK"] == case.env.get("JEMALLOC_BACKGROUND_THREAD_AFTER_FORK")
+    assert answer["settings"]["background_thread_after_fork"] == case.after_fork
+
+
+AFTER_FORK_CASES = [case for case in CASES if case.id.startswith("after-fork[")]
+AFTER_FORK_WORDS = {
+    "on": "on: forked children get the background thread back",
+    "off": "off: forked children run without the background thread (JEMALLOC_BACKGROUND_THREAD_AFTER_FORK={value})",
+    "invalid": "on, as by default: JEMALLOC_BACKGROUND_THREAD_AFTER_FORK='{raw}' is not understood (use true or false);"
+               " forked children get the background thread back",
+}
+
+
+@pytest.mark.parametrize("case", AFTER_FORK_CASES, ids=[case.id for case in AFTER_FORK_CASES])
+def test_jemalloc_check_shows_the_after_fork_switch_as_set_and_as_read(install, case):
+    env = environment(case, install)
+    if case.on:
+        env["LD_PRELOAD"] = install.library
+    check = subprocess.run([install.root / "bin/jemalloc-check"], env=env, capture_output=True, text=True, timeout=30)
+    fields = dict(re.fullmatch(r"  (\S+) +(.*)", line).groups() for line in check.stdout.splitlines()[1:])
+    raw = case.env.get("JEMALLOC_BACKGROUND_THREAD_AFTER_FORK")
+    words = AFTER_FORK_WORDS[case.after_fork].format(value=(raw or "").strip(" "), raw=raw)
+    if case.after_fork == "on" and not (raw or "").strip(" "):
+        words += " (the default)"
+    assert fields["after-fork"] == words
+    shown = "(unset)" if raw is None else "''" if raw == "" else f"'{raw}'" if " " in raw else raw
+    assert f" JEMALLOC_BACKGROUND_THREAD_AFTER_FORK={shown} " in f" {fields['settings']} "
 
 
 def test_the_cases_cover_every_rule():
@@ -154,6 +190,8 @@ def test_the_cases_cover_every_rule():
     assert {"JEMALLOC_ENABLED", "process", "DYNO", "LD_PRELOAD"} <= reasons
     assert any(case.env.get("DYNO", "").count("-") >= 2 for case in CASES), "no Heroku Fir DYNO"
     assert any("DYNO" not in case.env for case in CASES), "no unset DYNO"
+    assert {case.after_fork for case in CASES} == {"on", "off", "invalid"}
+    assert {case.warning for case in CASES} == {None, "JEMALLOC_ENABLED", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK"}
 
 
 # The shim's own contract, in both shells.
@@ -205,6 +243,62 @@ def test_missing_rules_leave_the_environment_alone_and_warn_only_when_asked_for(
     else:
         (warning,) = result.stderr.splitlines()
         assert warning.startswith(" !     jemalloc: ") and "preload-rules.sh is missing" in warning
+
+
+# What exec.d writes is TOML, which is UTF-8: an LD_PRELOAD of the app's (entries after the library)
+# that is UTF-8 is written, escaped where TOML needs it; one that is not cannot be. The names are
+# of copies of the stand-in library, so that ld.so, which preloads them into exec.d's own bash,
+# finds them and says nothing.
+TOML_NAMES = {
+    "quote and backslash": 'lib"q\\.so',
+    "tab": "a\tb.so",
+    "newline": "a\nb.so",
+    "control characters": "a\x01\x1b\x7f\x1f.so",
+    "two-byte UTF-8": "caf\u00e9.so",
+    "three- and four-byte UTF-8": "\u20ac\U0001f600.so",
+    "C1 control character": "a\u0085b.so",
+    "the largest code point": "\U0010ffff.so",
+}
+NOT_UTF8_NAMES = {
+    "Latin-1": b"caf\xe9.so",
+    "0xff": b"\xff.so",
+    "surrogate": b"\xed\xa0\x80.so",
+    "overlong": b"\xc0\xaf.so",
+    "above U+10FFFF": b"\xf4\x90\x80\x80.so",
+    "cut short": b"\xe2\x82",
+    "stray continuation byte": b"caf\xc3\xa9\xa9.so",
+}
+
+
+def app_library_named(directory: Path, name: bytes) -> bytes:
+    """The path of a copy of the stand-in library named NAME in DIRECTORY."""
+    path = bytes(directory) + b"/" + name
+    shutil.copy(APP_LIBRARY, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", TOML_NAMES)
+def test_exec_d_writes_an_ld_preload_that_is_utf8_as_valid_toml(install, tmp_path, kind):
+    entry = app_library_named(tmp_path, TOML_NAMES[kind].encode())
+    env = {"PATH": PATH.encode(), **{name.encode(): value.encode() for name, value in ENABLED.items()},
+           b"LD_PRELOAD": entry}
+    exec_d = run_exec_d(install, env, text=False)
+    assert exec_d.returncode == 0 and exec_d.stderr == b""
+    assert tomllib.loads(exec_d.stdout.decode("utf-8")) == {"LD_PRELOAD": f"{install.library}:{entry.decode()}",
+                                                            "MALLOC_ARENA_MAX": "2"}
+
+
+@pytest.mark.parametrize("kind", NOT_UTF8_NAMES)
+def test_exec_d_leaves_an_ld_preload_that_is_not_utf8_as_it_was_and_says_so(install, tmp_path, kind):
+    env = {"PATH": PATH.encode(), **{name.encode(): value.encode() for name, value in ENABLED.items()},
+           b"LD_PRELOAD": app_library_named(tmp_path, NOT_UTF8_NAMES[kind])}
+    exec_d = run_exec_d(install, env, text=False)
+    assert exec_d.returncode == 0
+    # Nothing at all: the launcher keeps the process's own LD_PRELOAD, as with jemalloc off.
+    assert exec_d.stdout == b"" and tomllib.loads(exec_d.stdout.decode("utf-8")) == {}
+    (warning,) = exec_d.stderr.decode("utf-8").splitlines()
+    assert warning.startswith(" !     jemalloc: LD_PRELOAD ") and "not UTF-8" in warning
+    assert "jemalloc is not preloaded" in warning
 
 
 def test_the_wrapper_puts_the_library_first_and_drops_its_copies_here_and_at_app(install):
