@@ -123,9 +123,10 @@ children = []
 for _ in range(200):
     pid = os.fork()
     if pid == 0:
-        # A worker that lives on: it allocates after the restart's delay, then asks jemalloc.
+        # A worker that lives on: it works a little (40 allocations and frees, past the
+        # restart's minimum of 32) after the restart's delay, then asks jemalloc.
         time.sleep(0.5)
-        bytes(100000)
+        for _ in range(40): bytes(100000)
         os._exit(0 if background_thread() else 3)
     children.append(pid)
 with_thread = sum(os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 0 for pid in children)

@@ -35,6 +35,14 @@ const char mini_jemalloc_padding[PADDING] = {1};
 const char *mini_jemalloc_version(void) { return "VERSION"; }
 """
 
+# The object whose mallctl and mallctlbymib the build renames for the fork helper, as in jemalloc.
+MINI_JEMALLOC_C = b"""/* mallctl as jemalloc's src/jemalloc.c defines it; the stand-in has no settings. */
+#include <errno.h>
+#include <stddef.h>
+int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) { return ENOENT; }
+int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp, size_t newlen) { return ENOENT; }
+"""
+
 MINI_CONFIGURE = b"""#!/bin/sh
 # configure of the mini source: knows the options the buildpack looks for.
 if [ "$1" = --help ]; then
@@ -47,9 +55,11 @@ echo "configured with: $*" > configured
 
 MINI_MAKEFILE = b"""PREFIX = APP_PREFIX
 build_lib_shared: lib/libjemalloc.so.2
-lib/libjemalloc.so.2: src/mini.c
+src/jemalloc.pic.o: src/jemalloc.c
+\t$(CC) -fPIC -c -o $@ src/jemalloc.c
+lib/libjemalloc.so.2: src/mini.c src/jemalloc.pic.o
 \tmkdir -p lib
-\t$(CC) -shared -fPIC -Wl,-soname,libjemalloc.so.2 -o $@ src/mini.c
+\t$(CC) -shared -fPIC -Wl,-soname,libjemalloc.so.2 -o $@ src/mini.c src/jemalloc.pic.o
 install_lib_shared:
 \tinstall -d $(DESTDIR)$(PREFIX)/lib
 \tinstall -m 755 lib/libjemalloc.so.2 $(DESTDIR)$(PREFIX)/lib/
@@ -86,6 +96,7 @@ def mini_source(version: str = "5.3.0", layout: str = "top", padding_kib: int = 
     files = {
         "configure": (MINI_CONFIGURE, 0o755),
         "Makefile": (MINI_MAKEFILE.replace(b"APP_PREFIX", APP_PREFIX.encode()), 0o644),
+        "src/jemalloc.c": (MINI_JEMALLOC_C, 0o644),
         "src/mini.c": (MINI_C.replace(b"PADDING", str(padding_kib * 1024).encode()).replace(b"VERSION", version.encode()), 0o644),
         "bin/jemalloc-config": (MINI_CONFIG_SCRIPT.replace(b"VERSION", version.encode()), 0o755),
         "VERSION": (f"{version}-0-g0000000000000000000000000000000000000000\n".encode(), 0o644),
