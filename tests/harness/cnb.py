@@ -9,7 +9,10 @@ image in the Docker engine, and containers of that image as dynos.
              network, for the loopback source server) and exporter (root, writes the app image
              into the Docker engine with -daemon, and the cache). /workspace, /layers and
              /platform are host directories of this build, the cache a host directory of the
-             app that every build of it reuses.
+             app that every build of it reuses, beside the launch cache that `pack build`
+             also gives a -daemon analyzer and exporter (the launch layers exported: without
+             it, a layer read from or reused of the previous image comes back out of the
+             engine with the whole image, `docker save`, 30 s to 2 minutes a rebuild).
     launch:  `docker run` of the app image through its own entrypoint (the launcher, as
              /cnb/process/<type>), with the config vars and DYNO as Fir sets them; one-off
              commands as `launcher <cmd>`, which is what `heroku run:inside` and
@@ -181,6 +184,8 @@ class CnbApp(AppWorkspace):
         self.repository = f"jemalloc-buildpack-cnb-app/{secrets.token_hex(6)}"
         self.image_name = f"{self.repository}:latest"
         self._tags: list[str] = []
+        self.launch_cache = self.workspace / "launch-cache"
+        self.launch_cache.mkdir()
         self.builder: Builder = builder(self.stack_images)
 
     def save_cache(self, name: str) -> Path:
@@ -216,13 +221,16 @@ class CnbApp(AppWorkspace):
         phases: dict[str, Result] = {}
         seconds: dict[str, float] = {}
         steps = [
-            ("analyzer", ["-daemon", "-layers", "/layers", "-run-image", self.builder.run_image, *ids, image], True),
+            ("analyzer", ["-daemon", "-layers", "/layers", "-launch-cache", "/launch-cache",
+                          "-run-image", self.builder.run_image, *ids, image], True),
             ("detector", ["-app", "/workspace", "-layers", "/layers", "-platform", "/platform", "-log-level", "debug"], False),
             ("restorer", ["-daemon", "-layers", "/layers", "-cache-dir", "/cache", *ids], True),
             ("builder", ["-app", "/workspace", "-layers", "/layers", "-platform", "/platform"], False),
-            ("exporter", ["-daemon", "-app", "/workspace", "-layers", "/layers", "-cache-dir", "/cache", *ids, image], True),
+            ("exporter", ["-daemon", "-app", "/workspace", "-layers", "/layers", "-cache-dir", "/cache",
+                          "-launch-cache", "/launch-cache", *ids, image], True),
         ]
-        volumes = [f"{app_dir}:/workspace", f"{layers_dir}:/layers", f"{platform}:/platform:ro", f"{self.cache}:/cache"]
+        volumes = [f"{app_dir}:/workspace", f"{layers_dir}:/layers", f"{platform}:/platform:ro", f"{self.cache}:/cache",
+                   f"{self.launch_cache}:/launch-cache"]
         engine = docker_socket(self.builder.uid, self.builder.gid)
         for name, args, as_root in steps:
             options = {"user": "root", "volumes": [*volumes, f"{engine}:{ENGINE_SOCKET}"]} if as_root else {
