@@ -67,6 +67,9 @@ def test_tuning_none_builds_with_jemallocs_own_defaults(app, source_config):
     assert built_in == ""
     assert options["background_thread"] == "false"
     assert options["narenas"] != "2"
+    # No fork helper either, and jemalloc-check says so rather than "on".
+    answer = app.check(build, config={"JEMALLOC_ENABLED": "true"})
+    assert answer["settings"]["background_thread_after_fork"] == "absent", answer
 
 
 def test_a_bad_tuning_value_fails_the_build(app, source_config):

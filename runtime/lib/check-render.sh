@@ -21,8 +21,10 @@
 #                    one the library reports (or empty)
 #   process_type     DYNO's process type (or empty)
 #   after_fork       JEMALLOC_BACKGROUND_THREAD_AFTER_FORK as the rules read
-#                    it: on, off or invalid (on, as by default), and
-#                    after_fork_value its value without surrounding spaces
+#                    it: on, off or invalid (on, as by default), or absent
+#                    when the build has no fork helper (build-info with no
+#                    default_malloc_conf); after_fork_value its value
+#                    without surrounding spaces
 # The processes (an associative array) have the key count, and for each
 # process N from 0 the keys N,pid N,comm N,mapped N,rss (kB) N,error and
 # N,bg (as proc::inspect_process has them): one value per key, as a name or
@@ -343,6 +345,9 @@ render::after_fork_words() {
 	case $1 in
 		off)
 			render_fork="off: forked children run without the background thread (JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=$2)"
+			;;
+		absent)
+			render_fork="not in this build: forked children run without the background thread (the fork helper comes with the memory tuning of jemalloc 5.1 and later, not JEMALLOC_TUNING=none)"
 			;;
 		invalid)
 			render_fork="on, as by default: JEMALLOC_BACKGROUND_THREAD_AFTER_FORK='${JEMALLOC_BACKGROUND_THREAD_AFTER_FORK-}' is not understood (use true or false); forked children get the background thread back"
