@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import secrets
 import shutil
@@ -161,6 +162,24 @@ def _image_layers(image: str) -> dict[str, Layer]:
     return layers
 
 
+APP_REPOSITORY = "jemalloc-buildpack-cnb-app"
+_leftovers_removed = False
+
+
+def remove_leftover_images() -> None:
+    """Remove the app images of harness processes that ended without removing them (once per
+    process; the images of processes still running are left alone)."""
+    global _leftovers_removed
+    if _leftovers_removed:
+        return
+    _leftovers_removed = True
+    listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{APP_REPOSITORY}/*", check=False)
+    stale = [image for image in listed.stdout.split()
+             if not ((owner := image.split("/", 1)[1].split("-", 1)[0]).isdigit() and os.path.exists(f"/proc/{owner}"))]
+    if stale:
+        docker("image", "rm", "--force", *stale, check=False, timeout=120)
+
+
 @dataclass
 class CnbApp(AppWorkspace):
     """An app built by the real lifecycle into an image of its own, with its cache."""
@@ -180,8 +199,9 @@ class CnbApp(AppWorkspace):
             self.cache.mkdir()
         # The app's image is REPOSITORY:latest; each build's image is also REPOSITORY:build-N,
         # so that it stays while tests launch it, whatever later builds do. All are removed at
-        # cleanup.
-        self.repository = f"jemalloc-buildpack-cnb-app/{secrets.token_hex(6)}"
+        # cleanup; the repository names this process, for remove_leftover_images.
+        remove_leftover_images()
+        self.repository = f"{APP_REPOSITORY}/{os.getpid()}-{secrets.token_hex(4)}"
         self.image_name = f"{self.repository}:latest"
         self._tags: list[str] = []
         self.launch_cache = self.workspace / "launch-cache"
