@@ -15,7 +15,7 @@ import pytest
 
 from common.configs import LIBRARY
 from common.smoke import run_benchmark, smoke_stack
-from soak.results import SoakResult
+from soak.results import LANGUAGE_NAMES, SoakResult
 
 APPS = ("sidekiq", "puma", "celery-prefork", "celery-threads")
 CONFIGS = ("glibc", "jemalloc")
@@ -114,6 +114,23 @@ def test_the_fork_exec_cost_is_measured(soak):
         assert recorded[kind]["ratio"] == recorded[kind]["restart"] / recorded[kind]["no-restart"]
         assert (recorded[kind]["restart"], recorded[kind]["no-restart"]) == (figures[kind].restart,
                                                                              figures[kind].no_restart)
+
+
+@pytest.mark.parametrize("language", ["c", "ruby", "python"])
+def test_the_work_right_after_fork_is_measured_in_each_language(soak, language):
+    result, stdout, path, data = soak
+    after_fork = result.fork_exec.after_fork
+    rounds = len(result.fork_exec.wall_seconds["restart"])
+    for kind in ("wall_seconds", "cpu_seconds"):
+        figure = after_fork.figures[language][kind]
+        assert figure.restart > 0 and figure.no_restart > 0 and figure.ratio > 0
+        recorded = data["fork_exec"]["after_fork"]["figures"][language][kind]
+        assert recorded == {"restart": figure.restart, "no-restart": figure.no_restart,
+                            "ratio": figure.no_restart / figure.restart}
+        assert all(len(times) == rounds for times in getattr(after_fork, kind)[language].values())
+    (line,) = [line for line in result.fork_exec.after_fork_lines() if line.startswith(f"{LANGUAGE_NAMES[language]}, ")]
+    for shown in (stdout, path.with_suffix(".md").read_text()):
+        assert f"fork without exec: {line}" in shown
 
 
 def test_the_terminal_shows_each_apps_tables_and_a_chart_is_drawn(soak):

@@ -9,5 +9,5 @@ sampler   what each dyno uses, read from the host's /proc and the dyno's cgroup 
 analysis  the figures of one run and of all rounds (Heroku's view: R14, R15, workers per dyno)
 report    tables, Markdown and the PNG chart
 runner    images, compiles, and the rounds of dynos
-forkexec  what the background thread restart costs fork+exec
+forkexec  what the background thread restart costs fork+exec, and a child's work right after fork
 """

@@ -24,7 +24,7 @@ from . import report
 from .analysis import summarize
 from .apps import APPS, PACKAGES
 from .configs import BASELINE, CONFIGS, DYNO_SIZES, SIZES, Config, Size, candidate
-from .forkexec import fork_exec_cost
+from .forkexec import after_fork_cost, fork_exec_cost
 from .results import SoakParameters, SoakResult
 from .runner import Slot, compile_builds, run_batch, source_app
 
@@ -47,6 +47,10 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
         say(f"== {stack.name}: fork+exec cost of the background thread restart")
         fork_exec = fork_exec_cost(app, slugs["default"], size.fork_exec_rounds)
         for line in fork_exec.lines():
+            say(f"   {line}")
+        say(f"== {stack.name}: fork without exec: a child's work right after its fork, with and without the restart")
+        fork_exec.after_fork = after_fork_cost(app, slugs["default"], size.fork_exec_rounds)
+        for line in fork_exec.after_fork_lines():
             say(f"   {line}")
         if options.fork_exec_only:
             return None
@@ -98,8 +102,8 @@ def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
     charted = report.chart(result, base.with_suffix(".png"))
     base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
     say(f"\n== {result.stack}: {result.total_seconds / 60:.0f} min in all")
-    for line in result.fork_exec.lines():
-        say(f"   fork+exec: {line}")
+    for line in result.fork_exec.headed_lines():
+        say(f"   {line}")
     say("")
     say(report.tables(result, report.text_table))
     say(f"\n   results: {json_path} (and .md{', .png' if charted else ''})")
@@ -131,9 +135,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cli.add_seed_option(parser)
     cli.add_output_options(parser)
     parser.add_argument("--fork-exec-rounds", type=int,
-                        help="alternations of the fork+exec measurement (overrides the size's)")
+                        help="alternations of the fork+exec and fork-without-exec measurements "
+                             "(overrides the size's)")
     parser.add_argument("--fork-exec-only", action="store_true",
-                        help="measure only what the background thread restart costs fork+exec, then stop")
+                        help="measure only what the background thread restart costs fork+exec and a child's "
+                             "work right after fork (C, Ruby, Python), then stop")
     options = parser.parse_args(argv)
     options.quota = DYNO_SIZES[options.dyno]
     return options

@@ -34,7 +34,8 @@ class Size:
     # Jobs or requests per second: (worker apps, web app).
     rates: tuple[float, float]
     configs: tuple[str, ...] = tuple(config.name for config in MAIN)
-    # Alternations of the fork+exec measurement (two bash loops of 500 commands each).
+    # Alternations of the fork+exec measurement (two bash loops of 500 commands each) and of the
+    # fork-without-exec one (a child's work after fork, with and without the restart, per language).
     fork_exec_rounds: int = 11
 
 

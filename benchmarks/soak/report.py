@@ -82,7 +82,7 @@ def markdown(result: SoakResult, chart_name: str | None = None) -> str:
         f"(limit {2 * quota} MB); {result.machine.cpus} CPUs; jemalloc "
         f"{result.jemalloc_version}.",
         "",
-        *(f"- fork+exec: {line}" for line in result.fork_exec.lines()),
+        *(f"- {line}" for line in result.fork_exec.headed_lines()),
         "",
     ]
     if chart_name:

@@ -1,6 +1,7 @@
 """The soak benchmark's typed results: a dyno's run and its processes, a config's figures over
-the rounds, the fork+exec cost, and a stack's result. Each writes and reads the JSON keys of the
-results file (`to_json`, `from_json`)."""
+the rounds, what the background thread restart after fork costs (fork+exec, and a child's work
+right after a fork without exec), and a stack's result. Each writes and reads the JSON keys of
+the results file (`to_json`, `from_json`)."""
 
 from __future__ import annotations
 
@@ -139,6 +140,11 @@ class ConfigFigures:
 Summary = dict[str, dict[str, ConfigFigures]]
 
 
+def _median(values: list[float]) -> float:
+    """The middle value (of an even count, the upper one of the two)."""
+    return sorted(values)[len(values) // 2]
+
+
 @dataclass(frozen=True)
 class ForkExecFigure:
     """Median seconds of the 500-command loop, with and without the background thread restart."""
@@ -154,19 +160,81 @@ class ForkExecFigure:
         return {"restart": self.restart, "no-restart": self.no_restart, "ratio": self.ratio}
 
 
+# How the lines name the languages of the after-fork measurement.
+LANGUAGE_NAMES = {"c": "C", "ruby": "Ruby", "python": "Python"}
+
+
+@dataclass(frozen=True)
+class AfterForkFigure:
+    """Median seconds of a child's work right after its fork, with and without the background
+    thread restart."""
+
+    restart: float
+    no_restart: float
+
+    @property
+    def ratio(self) -> float:
+        """Without over with, the other way round from ForkExecFigure's: the child's speed with
+        the restart as a share of its speed without (below 1: the restart slows it down)."""
+        return self.no_restart / self.restart
+
+    def to_json(self) -> dict:
+        return {"restart": self.restart, "no-restart": self.no_restart, "ratio": self.ratio}
+
+
+@dataclass
+class AfterForkCost:
+    """Every measurement of the work a child does right after its fork: per language (c, ruby,
+    python) and kind (restart, no-restart), the seconds each child took, wall and CPU."""
+
+    wall_seconds: dict[str, dict[str, list[float]]]
+    cpu_seconds: dict[str, dict[str, list[float]]]
+    # Per language, what its child did.
+    work: dict[str, str]
+
+    @property
+    def figures(self) -> dict[str, dict[str, AfterForkFigure]]:
+        """Per language, per measure (wall_seconds, cpu_seconds)."""
+        return {language: {kind: AfterForkFigure(_median(seconds[language]["restart"]),
+                                                 _median(seconds[language]["no-restart"]))
+                           for kind, seconds in (("wall_seconds", self.wall_seconds),
+                                                 ("cpu_seconds", self.cpu_seconds))}
+                for language in self.wall_seconds}
+
+    def lines(self) -> list[str]:
+        lines = []
+        for language, figures in self.figures.items():
+            wall, cpu = figures["wall_seconds"], figures["cpu_seconds"]
+            lines.append(f"{LANGUAGE_NAMES.get(language, language)}, {self.work[language]} in a child right after its "
+                         f"fork, median of {len(self.wall_seconds[language]['restart'])}: {wall.restart:.3f} s wall "
+                         f"and {cpu.restart:.3f} s CPU with the background thread restarted after fork, "
+                         f"{wall.no_restart:.3f} s and {cpu.no_restart:.3f} s with "
+                         f"JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false: ratio (without/with) {wall.ratio:.3f} wall, "
+                         f"{cpu.ratio:.3f} CPU")
+        return lines
+
+    def to_json(self) -> dict:
+        return {"figures": {language: {kind: figure.to_json() for kind, figure in figures.items()}
+                            for language, figures in self.figures.items()},
+                "wall_seconds": self.wall_seconds, "cpu_seconds": self.cpu_seconds, "work": self.work}
+
+    @classmethod
+    def from_json(cls, data: dict) -> AfterForkCost:
+        return cls(data["wall_seconds"], data["cpu_seconds"], data["work"])
+
+
 @dataclass
 class ForkExecCost:
-    """Every measurement of the fork+exec loop (seconds, per kind: restart, no-restart)."""
+    """Every measurement of the fork+exec loop (seconds, per kind: restart, no-restart), and of
+    the work right after a fork without exec (None in results written before it was measured)."""
 
     wall_seconds: dict[str, list[float]]
     cpu_seconds: dict[str, list[float]]
+    after_fork: AfterForkCost | None = None
 
     @property
     def figures(self) -> dict[str, ForkExecFigure]:
-        def median(values):
-            return sorted(values)[len(values) // 2]
-
-        return {kind: ForkExecFigure(median(times["restart"]), median(times["no-restart"]))
+        return {kind: ForkExecFigure(_median(times["restart"]), _median(times["no-restart"]))
                 for kind, times in (("wall_seconds", self.wall_seconds), ("cpu_seconds", self.cpu_seconds))}
 
     def lines(self) -> list[str]:
@@ -177,13 +245,26 @@ class ForkExecCost:
                 f"{cpu.no_restart:.2f} s with JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false: "
                 f"ratio {wall.ratio:.3f} wall, {cpu.ratio:.3f} CPU"]
 
+    def after_fork_lines(self) -> list[str]:
+        return [] if self.after_fork is None else self.after_fork.lines()
+
+    def headed_lines(self) -> list[str]:
+        """Every line, headed by what it measured, as the report and the terminal show them."""
+        return ([f"fork+exec: {line}" for line in self.lines()]
+                + [f"fork without exec: {line}" for line in self.after_fork_lines()])
+
     def to_json(self) -> dict:
-        return {"figures": {kind: figure.to_json() for kind, figure in self.figures.items()},
+        data = {"figures": {kind: figure.to_json() for kind, figure in self.figures.items()},
                 "wall_seconds": self.wall_seconds, "cpu_seconds": self.cpu_seconds}
+        if self.after_fork is not None:
+            data["after_fork"] = self.after_fork.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> ForkExecCost:
-        return cls(data["wall_seconds"], data["cpu_seconds"])
+        after_fork = data.get("after_fork")
+        return cls(data["wall_seconds"], data["cpu_seconds"],
+                   None if after_fork is None else AfterForkCost.from_json(after_fork))
 
 
 @dataclass(frozen=True)
@@ -234,6 +315,7 @@ class SoakResult(StackRun):
                         for config in self.configs},
             "fork_exec": self.fork_exec.to_json(),
             "fork_exec_lines": self.fork_exec.lines(),
+            **({} if self.fork_exec.after_fork is None else {"after_fork_lines": self.fork_exec.after_fork_lines()}),
             "summary": {app: {name: figures.to_json() for name, figures in per_config.items()}
                         for app, per_config in self.summary.items()},
             "runs": [run.to_json() for run in self.runs],

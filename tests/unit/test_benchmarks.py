@@ -4,6 +4,7 @@ scripts print, the summaries and the typed results' JSON (benchmarks/common, syn
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -14,9 +15,12 @@ from common.tables import cell, markdown_table, text_table
 from soak.analysis import summarize as soak_summarize
 from soak.configs import CONFIGS as SOAK_CONFIGS
 from soak.configs import candidate as soak_candidate
-from soak.forkexec import parse_fork_exec
+from soak.forkexec import (AFTER_FORK_WORK, C_OPERATIONS, PYTHON_ITERATIONS, RUBY_ITERATIONS, after_fork_script,
+                           parse_after_fork, parse_fork_exec)
+from soak.report import markdown as soak_markdown
 from soak.report import tables as soak_tables
-from soak.results import ForkExecCost, ProcessFigures, RunFigures, SoakParameters, SoakResult, SoakRun
+from soak.results import (AfterForkCost, ForkExecCost, ProcessFigures, RunFigures, SoakParameters, SoakResult,
+                          SoakRun)
 from synthetic.builds import make_seconds, parse_build_info
 from synthetic.configs import CONFIGS, SIZES, candidate, expected_options
 from synthetic.report import markdown_report, tables
@@ -158,6 +162,116 @@ def test_the_fork_exec_measurements_are_parsed_from_the_script():
     assert parse_fork_exec("restart 1 0m0s 0m0s 0m0s 0m0s\n") is None
 
 
+AFTER_FORK_OUTPUT = (
+    "c restart 20000000 ns_per_op=12.50 user=0.200 sys=0.040\n"
+    "c no-restart 20000000 ns_per_op=12.00 user=0.200 sys=0.000\n"
+    "ruby restart ms=400.000 cpu_ms=390.000\nruby no-restart ms=300.000 cpu_ms=290.000\n"
+    "python no-restart ms=250.000 cpu_ms=200.000\npython restart ms=250.000 cpu_ms=250.000\nnoise\n"
+    "ruby restart ms=100.000 cpu_ms=90.000\nruby no-restart ms=100.000 cpu_ms=90.000\n"
+    "ruby restart ms=500.000 cpu_ms=490.000\nruby no-restart ms=400.000 cpu_ms=390.000\n"
+)
+
+
+def test_the_after_fork_measurements_are_parsed_per_language_as_wall_and_cpu_seconds():
+    cost = parse_after_fork(AFTER_FORK_OUTPUT)
+    # C: the count times the probe's nanoseconds per pair, and bash's user plus sys time.
+    assert cost.wall_seconds["c"] == {"restart": [pytest.approx(0.25)], "no-restart": [pytest.approx(0.24)]}
+    assert cost.cpu_seconds["c"] == {"restart": [pytest.approx(0.24)], "no-restart": [pytest.approx(0.2)]}
+    assert cost.wall_seconds["ruby"] == {"restart": [0.4, 0.1, 0.5], "no-restart": [0.3, 0.1, 0.4]}
+    assert cost.cpu_seconds["ruby"] == {"restart": [0.39, 0.09, 0.49], "no-restart": [0.29, 0.09, 0.39]}
+    assert cost.work == AFTER_FORK_WORK
+    # A language that printed none of one kind leaves the measurement without a figure.
+    assert parse_after_fork(AFTER_FORK_OUTPUT.replace("python restart", "python rest")) is None
+    assert parse_after_fork("c restart 10 ns_per_op=1 user=0 sys=0\nc no-restart 10 ns_per_op=1 user=0 sys=0\n") is None
+
+
+def test_an_after_fork_ratio_is_the_time_without_the_restart_over_the_time_with_it():
+    figures = parse_after_fork(AFTER_FORK_OUTPUT).figures
+    assert list(figures) == ["c", "ruby", "python"]
+    # The medians of the rounds; above 1 the child ran faster with the restart, below slower.
+    ruby = figures["ruby"]["wall_seconds"]
+    assert (ruby.restart, ruby.no_restart) == (0.4, 0.3) and ruby.ratio == pytest.approx(0.75)
+    assert figures["c"]["wall_seconds"].ratio == pytest.approx(0.96)
+    assert figures["c"]["cpu_seconds"].ratio == pytest.approx(0.2 / 0.24)
+    assert figures["python"]["wall_seconds"].ratio == 1.0 and figures["python"]["cpu_seconds"].ratio == 0.8
+    lines = parse_after_fork(AFTER_FORK_OUTPUT).lines()
+    assert lines[0] == (f"C, {C_OPERATIONS:,} malloc/free pairs of 48-144 bytes in a child right after its fork, "
+                        "median of 1: 0.250 s wall and 0.240 s CPU with the background thread restarted after fork, "
+                        "0.240 s and 0.200 s with JEMALLOC_BACKGROUND_THREAD_AFTER_FORK=false: ratio (without/with) "
+                        "0.960 wall, 0.833 CPU")
+    assert lines[1].startswith("Ruby, ") and "median of 3" in lines[1] and "0.750 wall, 0.744 CPU" in lines[1]
+    assert lines[2].startswith("Python, ") and lines[2].endswith("1.000 wall, 0.800 CPU")
+
+
+def test_the_after_fork_figures_keep_their_json_keys_and_read_back():
+    cost = parse_after_fork(AFTER_FORK_OUTPUT)
+    data = json.loads(json.dumps(cost.to_json()))
+    assert list(data) == ["figures", "wall_seconds", "cpu_seconds", "work"]
+    assert data["figures"]["ruby"]["wall_seconds"] == {"restart": 0.4, "no-restart": 0.3, "ratio": 0.3 / 0.4}
+    assert list(data["figures"]["c"]) == ["wall_seconds", "cpu_seconds"]
+    assert AfterForkCost.from_json(data) == cost
+
+
+def test_fork_exec_results_without_the_after_fork_figures_still_read():
+    # Results files written before the fork-without-exec measurement have no after_fork key.
+    recorded = ForkExecCost({"restart": [2.0], "no-restart": [1.0]}, {"restart": [1.0], "no-restart": [1.0]}).to_json()
+    assert "after_fork" not in recorded
+    old = ForkExecCost.from_json(recorded)
+    assert old.after_fork is None and old.after_fork_lines() == []
+    assert old.headed_lines() == [f"fork+exec: {line}" for line in old.lines()]
+    with_after_fork = ForkExecCost(old.wall_seconds, old.cpu_seconds, parse_after_fork(AFTER_FORK_OUTPUT))
+    again = ForkExecCost.from_json(json.loads(json.dumps(with_after_fork.to_json())))
+    assert again == with_after_fork
+    assert again.headed_lines()[1:] == [f"fork without exec: {line}" for line in again.after_fork.lines()]
+
+
+STUB = """#!/bin/bash
+# What {name} prints; it logs the switch it ran with, its first argument and its last (the
+# programs of ruby -e and python3 -c are in between).
+echo "{name} ${{JEMALLOC_BACKGROUND_THREAD_AFTER_FORK:-on}} $1 ${{@: -1}}" >>"$STUB_LOG"
+echo "{output}"
+"""
+
+
+def test_the_after_fork_script_alternates_the_kinds_and_switches_only_no_restart_off(tmp_path):
+    # The script in this machine's bash, with fork_probe, ruby and python3 stubbed: each stub
+    # prints what the real one does and logs the switch it ran with.
+    for name, output in (("fork_probe", "ns_per_op=10.00"), ("ruby", "ms=300.000 cpu_ms=290.000"),
+                         ("python3", "ms=200.000 cpu_ms=190.000")):
+        stub = tmp_path / name
+        stub.write_text(STUB.format(name=name, output=output))
+        stub.chmod(0o755)
+    log = tmp_path / "log"
+    completed = subprocess.run(["bash", "-c", after_fork_script(2, probe=str(tmp_path / "fork_probe"))],
+                               env={"PATH": f"{tmp_path}:/usr/bin:/bin", "STUB_LOG": str(log)},
+                               capture_output=True, text=True, timeout=20)
+    assert completed.returncode == 0, completed.stderr
+    cost = parse_after_fork(completed.stdout)
+    assert cost.wall_seconds["c"]["restart"] == [pytest.approx(C_OPERATIONS * 10e-9)] * 2
+    # bash's `time` of the probe: the stub's CPU time, a few milliseconds.
+    assert all(0 <= seconds < 1 for seconds in cost.cpu_seconds["c"]["no-restart"])
+    assert cost.cpu_seconds["python"] == {"restart": [0.19, 0.19], "no-restart": [0.19, 0.19]}
+    runs = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    assert [(name, switch) for name, switch, _ in runs] == [
+        ("fork_probe", "on"), ("fork_probe", "false"), ("ruby", "on"), ("ruby", "false"),
+        ("python3", "on"), ("python3", "false"),
+        # The second round starts with the kind the first ended with.
+        ("fork_probe", "false"), ("fork_probe", "on"), ("ruby", "false"), ("ruby", "on"),
+        ("python3", "false"), ("python3", "on")]
+    assert [arguments for _, _, arguments in runs[:6:2]] == [
+        f"work {C_OPERATIONS}", f"-e {RUBY_ITERATIONS}", f"-c {PYTHON_ITERATIONS}"]
+
+
+def test_the_after_fork_script_stops_at_the_first_failure(tmp_path):
+    stub = tmp_path / "fork_probe"
+    stub.write_text("#!/bin/sh\necho 'fork_probe: no mallctl' >&2\nexit 2\n")
+    stub.chmod(0o755)
+    completed = subprocess.run(["bash", "-c", after_fork_script(2, probe=str(stub))], env={"PATH": "/usr/bin:/bin"},
+                               capture_output=True, text=True, timeout=20)
+    assert completed.returncode != 0 and completed.stdout == ""
+    assert "no mallctl" in completed.stderr
+
+
 def soak_run(config: str, steady: int, killed: bool = False) -> SoakRun:
     if killed:
         return SoakRun("sidekiq", config, 0, oom_killed=True, log_tail="killed", feeder=["x"])
@@ -178,7 +292,8 @@ def test_the_soak_summary_counts_a_killed_dyno_as_r15_and_pairs_ratios_by_round(
 def test_the_soak_result_keeps_its_json_keys_reads_back_and_renders():
     runs = [soak_run("glibc", 200 * MIB), soak_run("jemalloc", 100 * MIB), soak_run("arena2", 0, killed=True)]
     configs = [SOAK_CONFIGS[name] for name in ("glibc", "jemalloc", "arena2")]
-    cost = ForkExecCost({"restart": [2.0], "no-restart": [1.0]}, {"restart": [1.0], "no-restart": [1.0]})
+    cost = ForkExecCost({"restart": [2.0], "no-restart": [1.0]}, {"restart": [1.0], "no-restart": [1.0]},
+                        parse_after_fork(AFTER_FORK_OUTPUT))
     result = SoakResult("heroku-24", "benchmarks/run", "2026-01-01T00:00:00+00:00", "20260101T000000Z", 60.0,
                         Machine(2, "Linux"), "5.3.0", "image", SoakParameters(45, 10, 1, (1.0, 3.0), 1, 512, "smoke"),
                         {"sidekiq": "Sidekiq"}, configs, cost,
@@ -189,8 +304,19 @@ def test_the_soak_result_keeps_its_json_keys_reads_back_and_renders():
                                "log_tail": "killed", "feeder": ["x"]}
     assert data["runs"][0]["killed"] is False and data["runs"][0]["failures"] == 0
     assert data["fork_exec_lines"] == cost.lines()
+    assert data["after_fork_lines"] == cost.after_fork.lines()
+    assert data["fork_exec"]["after_fork"]["figures"]["c"]["wall_seconds"]["ratio"] == pytest.approx(0.96)
     again = SoakResult.from_json(data)
     assert again.summary == result.summary and [run.killed for run in again.runs] == [False, False, True]
     assert json.loads(json.dumps(again.to_json())) == data
     text = soak_tables(again, text_table)
     assert "sidekiq (Sidekiq): ratios to glibc" in text and "1/1" in text and "R14 s" in text
+    markdown = soak_markdown(again)
+    assert f"\n- fork+exec: {cost.lines()[0]}\n" in markdown
+    for line in cost.after_fork.lines():
+        assert f"\n- fork without exec: {line}\n" in markdown
+    # A results file from before the after-fork measurement reads back, and renders without it.
+    del data["after_fork_lines"], data["fork_exec"]["after_fork"]
+    old = SoakResult.from_json(data)
+    assert old.fork_exec.after_fork is None and "fork without exec" not in soak_markdown(old)
+    assert json.loads(json.dumps(old.to_json())) == data
