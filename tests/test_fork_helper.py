@@ -78,18 +78,19 @@ def test_what_the_app_sets_after_fork_is_kept(built_app, fork_probe, choice, exp
 
 def test_work_right_after_fork_runs_at_full_speed(built_app, fork_probe):
     # A child's malloc/free pairs right after its fork, with the helper and without it, in
-    # alternation. Before the restart every allocation takes jemalloc's slow path; that must
-    # end after a bounded amount of work. The benchmark (benchmarks/run --fork-exec-only)
-    # measures the ratio precisely; this only guards against the slow path staying.
+    # alternation. Before the restart every allocation takes jemalloc's slow path (the old
+    # design kept it for 200 ms: about 10 times slower); that must end after a bounded amount
+    # of work. The benchmark (benchmarks/run --fork-exec-only) measures the ratio against its
+    # 0.95 target; this only guards, with room for a busy machine, against the slow path staying.
     timings = {"on": [], "off": []}
-    for _ in range(3):
+    for _ in range(5):
         for switch in timings:
             config = {} if switch == "on" else {"JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": "false"}
             output = probe(built_app, fork_probe, "work 3000000", config).stdout
             timings[switch].append(float(re.fullmatch(r"ns_per_op=([\d.]+)", output.strip())[1]))
     ratio = statistics.median(timings["off"]) / statistics.median(timings["on"])
     print(f"ns per malloc+free after fork: with the helper {timings['on']}, without {timings['off']}: ratio {ratio:.2f}")
-    assert ratio >= 0.5
+    assert ratio >= 0.4
 
 
 SWITCH_OFF = ["false", "FALSE", " false ", "off", "No", "0"]
