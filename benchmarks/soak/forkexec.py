@@ -157,16 +157,22 @@ def parse_fork_exec(stdout: str) -> ForkExecCost | None:
     return ForkExecCost(wall, cpu)
 
 
+def _measure(app: App, slug: Path, script: str, parse, what: str, docker_options: tuple[str, ...] = ()):
+    """SCRIPT in a one-off dyno of the default build with jemalloc on, its output PARSEd; a
+    RunError naming WHAT when it fails or prints nothing PARSE takes."""
+    result = app.run(slug, script, {"JEMALLOC_ENABLED": "true"}, process_type="run", timeout=900,
+                     docker_options=docker_options)
+    if result.returncode != 0:
+        raise RunError(f"the {what} measurement failed:\n{result.output[-2000:]}")
+    cost = parse(result.stdout)
+    if cost is None:
+        raise RunError(f"the {what} measurement printed no times:\n{result.output[-2000:]}")
+    return cost
+
+
 def fork_exec_cost(app: App, slug: Path, rounds: int) -> ForkExecCost:
     """ROUNDS alternations of the loop in a one-off dyno of the default build."""
-    script = f"set -- {rounds}\n{FORK_EXEC_SCRIPT}"
-    result = app.run(slug, script, {"JEMALLOC_ENABLED": "true"}, process_type="run", timeout=900)
-    if result.returncode != 0:
-        raise RunError(f"the fork+exec measurement failed:\n{result.output[-2000:]}")
-    cost = parse_fork_exec(result.stdout)
-    if cost is None:
-        raise RunError(f"the fork+exec measurement printed no times:\n{result.output[-2000:]}")
-    return cost
+    return _measure(app, slug, f"set -- {rounds}\n{FORK_EXEC_SCRIPT}", parse_fork_exec, "fork+exec")
 
 
 def after_fork_script(rounds: int, probe: str = PROBE) -> str:
@@ -208,11 +214,5 @@ def after_fork_cost(app: App, slug: Path, rounds: int) -> AfterForkCost:
     """ROUNDS alternations of the children's work after fork, in a one-off dyno of the default
     build with the stack's fork_probe mounted."""
     probe = programs.build(app.stack_images, "fork_probe")
-    result = app.run(slug, after_fork_script(rounds), {"JEMALLOC_ENABLED": "true"}, process_type="run",
-                     timeout=900, docker_options=programs.dyno_options(probe))
-    if result.returncode != 0:
-        raise RunError(f"the after-fork measurement failed:\n{result.output[-2000:]}")
-    cost = parse_after_fork(result.stdout)
-    if cost is None:
-        raise RunError(f"the after-fork measurement printed no times for some language:\n{result.output[-2000:]}")
-    return cost
+    return _measure(app, slug, after_fork_script(rounds), parse_after_fork, "after-fork",
+                    programs.dyno_options(probe))
