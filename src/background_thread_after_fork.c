@@ -178,10 +178,11 @@ restart(void)
 	(void)real_mallctl("experimental.hooks.remove", NULL, NULL, &hook, sizeof(hook));
 }
 
+/* Counts one allocation or free of BYTES (0 for a free) and says whether the restart is due. */
 static bool
-due(unsigned long calls, size_t bytes)
+due(size_t bytes)
 {
-	unsigned long seen = __atomic_add_fetch(&calls_since_fork, calls, __ATOMIC_RELAXED);
+	unsigned long seen = __atomic_add_fetch(&calls_since_fork, 1, __ATOMIC_RELAXED);
 	unsigned long allocated = bytes == 0 ? __atomic_load_n(&bytes_since_fork, __ATOMIC_RELAXED)
 					     : __atomic_add_fetch(&bytes_since_fork, bytes, __ATOMIC_RELAXED);
 
@@ -198,7 +199,7 @@ due(unsigned long calls, size_t bytes)
 static void
 counted(size_t bytes)
 {
-	if (!__atomic_load_n(&restart_pending, __ATOMIC_ACQUIRE) || !due(1, bytes)) {
+	if (!__atomic_load_n(&restart_pending, __ATOMIC_ACQUIRE) || !due(bytes)) {
 		return;
 	}
 	/* Never wait inside malloc: whoever holds the lock is a fork, which resets all this in
