@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness.parsers import parse_check, well_formed_utf8
-from harness.paths import REPO
+from harness.paths import REPO, lay_out_runtime
 
 BUILDPACK = Path(os.environ.get("BUILDPACK_UNDER_TEST", REPO))
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -42,10 +42,7 @@ def stand_in_library() -> str:
 @pytest.fixture
 def check(tmp_path) -> Path:
     """jemalloc-check, laid out as lib/install.sh installs it in vendor/jemalloc."""
-    root = tmp_path / "vendor-jemalloc"
-    shutil.copytree(BUILDPACK / "runtime" / "bin", root / "bin")
-    shutil.copytree(BUILDPACK / "runtime" / "lib", root / "libexec" / "jemalloc-buildpack")
-    return root / "bin" / "jemalloc-check"
+    return lay_out_runtime(BUILDPACK, tmp_path / "vendor-jemalloc") / "jemalloc-check"
 
 
 # A Python process that loads the library at LIBRARY (bytes, as the file system has it), sets its

@@ -31,7 +31,7 @@ import pytest
 
 from harness.faults import Faults, mini_config, mini_source
 from harness.parsers import parse_check, parse_report
-from harness.paths import APP_PREFIX, LIBRARY, REPO, SHIM, slug_relative
+from harness.paths import APP_PREFIX, LIBRARY, REPO, SHIM, lay_out_runtime, slug_relative
 
 BUILDPACK = Path(os.environ.get("BUILDPACK_UNDER_TEST", REPO))
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -551,17 +551,8 @@ def test_a_long_valid_source_url_is_cut_in_the_log(app, mini):
 
 # --- jemalloc-check --json -------------------------------------------------------------------
 
-def installed_runtime(root: Path) -> Path:
-    """The buildpack's runtime scripts laid out under ROOT as lib/install.sh installs them in
-    vendor/jemalloc: bin/, and beside it libexec/jemalloc-buildpack/ with the files they source."""
-    shutil.copytree(BUILDPACK / "runtime" / "bin", root / "bin")
-    if (BUILDPACK / "runtime" / "lib").is_dir():
-        shutil.copytree(BUILDPACK / "runtime" / "lib", root / "libexec" / "jemalloc-buildpack")
-    return root / "bin"
-
-
 def test_jemalloc_check_json_is_valid_utf8_whatever_bytes_it_quotes(app):
-    check = installed_runtime(app.root / "vendor-jemalloc") / "jemalloc-check"
+    check = lay_out_runtime(BUILDPACK, app.root / "vendor-jemalloc") / "jemalloc-check"
     # A process whose name, and variables whose values, are not UTF-8.
     name = b"x\xe9\xff\xc3"
     link = app.root.as_posix().encode() + b"/" + name

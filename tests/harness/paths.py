@@ -12,12 +12,14 @@ a tarball out again:
     SNAPSHOT_CHECKSUM, fixture_path()
     source_config(server, version, fault, ...)  config vars that build a fixture from a SourceServer
     served_source_config(server, name, body)    config vars that build BODY, served as NAME
+    lay_out_runtime(buildpack, root)            runtime/ laid out as a slug's vendor/jemalloc has it
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,3 +93,13 @@ def served_source_config(server, name: str, body: bytes, version: str = DEFAULT_
     }
     values.update(extra)
     return values
+
+
+def lay_out_runtime(buildpack: Path, root: Path) -> Path:
+    """The runtime scripts of the buildpack checkout BUILDPACK laid out under ROOT as
+    lib/install.sh installs them in vendor/jemalloc: bin/, and beside it
+    libexec/jemalloc-buildpack/ with the files they source. Returns ROOT/bin."""
+    shutil.copytree(buildpack / "runtime" / "bin", root / "bin")
+    if (buildpack / "runtime" / "lib").is_dir():  # an older checkout has none
+        shutil.copytree(buildpack / "runtime" / "lib", root / "libexec" / "jemalloc-buildpack")
+    return root / "bin"
