@@ -1,25 +1,42 @@
 #!/usr/bin/env bash
-# Runs as root inside an Ubuntu container while an equivalent of a Heroku stack image is built:
-# installs the packages of one of Heroku's package lists, records which of them no reachable
-# archive has, and fails when too many are missing for the image to stand in for Heroku's.
+# Runs as root inside an Ubuntu (or, for the arm64 stand-in, Debian) container while an
+# equivalent of a Heroku stack image is built: installs the packages of one of Heroku's package
+# lists, records which of them no reachable archive has, and fails when too many are missing
+# for the image to stand in for Heroku's.
 #
-# Usage: install-packages.sh SUITE PACKAGE_LIST RECORD_DIR MAX_MISSING_PERCENT
+# Usage: install-packages.sh SUITE PACKAGE_LIST RECORD_DIR MAX_MISSING_PERCENT [ubuntu|debian]
 set -euo pipefail
 
 suite="$1"
 package_list="$2"
 record_dir="$3"
 max_missing_percent="$4"
+distribution="${5:-ubuntu}"
 
 export DEBIAN_FRONTEND=noninteractive
-archive="http://archive.ubuntu.com/ubuntu"
 
 # Heroku's images track the -updates and -security pockets of every component.
-cat >/etc/apt/sources.list <<EOF
+case "$distribution" in
+	ubuntu)
+		archive="http://archive.ubuntu.com/ubuntu"
+		cat >/etc/apt/sources.list <<EOF
 deb ${archive} ${suite} main restricted universe multiverse
 deb ${archive} ${suite}-updates main restricted universe multiverse
 deb ${archive} ${suite}-security main restricted universe multiverse
 EOF
+		;;
+	debian)
+		cat >/etc/apt/sources.list <<EOF
+deb http://deb.debian.org/debian ${suite} main contrib non-free non-free-firmware
+deb http://deb.debian.org/debian ${suite}-updates main contrib non-free non-free-firmware
+deb http://deb.debian.org/debian-security ${suite}-security main contrib non-free non-free-firmware
+EOF
+		;;
+	*)
+		echo "ERROR: unknown distribution '${distribution}' (ubuntu or debian)" >&2
+		exit 2
+		;;
+esac
 rm -f /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
 
 # Retry: the archive occasionally answers a burst of requests with a transient error.

@@ -1,7 +1,7 @@
 """The stack images stand in for Heroku's: same Ubuntu, glibc, users, tools, and packages."""
 
 from harness.docker import run_once
-from harness.images import MAX_MISSING_PERCENT, missing_packages
+from harness.images import missing_packages
 
 
 def run_in(image: str, command: str) -> str:
@@ -59,4 +59,4 @@ def test_at_most_three_percent_of_the_listed_packages_are_missing(stack_images):
             continue  # Heroku's own image: nothing to measure
         names, listed = missing
         assert listed > 300
-        assert len(names) * 100 <= listed * MAX_MISSING_PERCENT, f"{kind} image lacks {names}"
+        assert len(names) * 100 <= listed * stack_images.stack.max_missing_percent, f"{kind} image lacks {names}"

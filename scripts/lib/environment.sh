@@ -6,6 +6,12 @@
 ENVIRONMENT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENVIRONMENT_VENV="${ENVIRONMENT_ROOT}/.venv"
 ENVIRONMENT_STARTED_DOCKERD_PID=""
+ENVIRONMENT_REGISTERED_BINFMT=""
+# The arm64 tests run aarch64 programs under qemu-user. The entry has the F (fix-binary) flag:
+# the kernel opens the emulator once, at registration, so it also runs programs inside chroots
+# and containers, which do not have it (Debian's own entry, flags PF, needs it inside them).
+ENVIRONMENT_BINFMT_NAME="jemalloc-buildpack-aarch64"
+ENVIRONMENT_BINFMT_DIR="/proc/sys/fs/binfmt_misc"
 
 # Steps and errors look like the buildpack's own (output::step, output::error).
 # shellcheck source=lib/output.sh
@@ -23,8 +29,9 @@ environment::require_root() {
 environment::install_system_packages() {
 	local wanted=() command package
 	# curl, gcc and make: tests/test_faults_host.py runs bin/compile on this machine.
+	# qemu-aarch64-static: the arm64 tests (tests/test_arm64.py) emulate an arm64 machine.
 	for command in docker:docker.io dockerd:docker.io debootstrap:debootstrap dpkg-deb:dpkg shellcheck:shellcheck shfmt:shfmt \
-		curl:curl gcc:gcc make:make; do
+		curl:curl gcc:gcc make:make qemu-aarch64-static:qemu-user-static; do
 		package="${command#*:}"
 		command -v "${command%%:*}" >/dev/null || wanted+=("$package")
 	done
@@ -64,8 +71,35 @@ environment::start_docker() {
 	output::error "dockerd did not answer within 60s (log: .cache/dockerd.log)"
 }
 
+# Registers qemu-user for aarch64 programs with the kernel, unless an entry with the F flag is
+# there already (this one from an earlier run, or the machine's own).
+# Usage: environment::enable_arm64_emulation
+environment::enable_arm64_emulation() {
+	local entry
+	if [[ ! -e "${ENVIRONMENT_BINFMT_DIR}/register" ]]; then
+		mount -t binfmt_misc binfmt_misc "$ENVIRONMENT_BINFMT_DIR" ||
+			output::error "cannot mount binfmt_misc at ${ENVIRONMENT_BINFMT_DIR}: the arm64 tests need it to run aarch64 programs"
+	fi
+	for entry in "$ENVIRONMENT_BINFMT_DIR"/*; do
+		[[ "${entry##*/}" != register && "${entry##*/}" != status ]] || continue
+		if grep -qx enabled "$entry" && grep -q '^flags: .*F' "$entry" &&
+			grep -q '^magic 7f454c460201010000000000000000000200b700' "$entry"; then
+			return 0
+		fi
+	done
+	output::step "Registering qemu-aarch64-static for arm64 programs (binfmt_misc)"
+	printf '%s' ":${ENVIRONMENT_BINFMT_NAME}:M::"'\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'":"'\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'":$(command -v qemu-aarch64-static):F" \
+		>"${ENVIRONMENT_BINFMT_DIR}/register" ||
+		output::error "could not register qemu-aarch64-static with binfmt_misc"
+	ENVIRONMENT_REGISTERED_BINFMT="${ENVIRONMENT_BINFMT_DIR}/${ENVIRONMENT_BINFMT_NAME}"
+}
+
 # Usage: environment::stop_started_services
 environment::stop_started_services() {
+	if [[ -n "$ENVIRONMENT_REGISTERED_BINFMT" ]]; then
+		echo -1 >"$ENVIRONMENT_REGISTERED_BINFMT" 2>/dev/null || true
+		ENVIRONMENT_REGISTERED_BINFMT=""
+	fi
 	if [[ -n "$ENVIRONMENT_STARTED_DOCKERD_PID" ]]; then
 		output::step "Stopping the Docker engine this run started"
 		kill "$ENVIRONMENT_STARTED_DOCKERD_PID" 2>/dev/null || true
@@ -102,6 +136,7 @@ environment::prepare() {
 	environment::require_root
 	environment::install_system_packages
 	trap environment::stop_started_services EXIT
+	environment::enable_arm64_emulation
 	environment::start_docker
 	environment::python_venv
 }

@@ -1,6 +1,8 @@
 """Command line of the harness.
 
-    python -m harness images [--stack LIST] [--jobs N]   pull or build the stack images
+    python -m harness images [--stack LIST] [--jobs N] [--arm64]
+                                                     pull or build the stack images (and the
+                                                     arm64 stand-in, harness.stacks.ARM64_STAND_IN)
     python -m harness demo [--stack NAME] [--version V]  build a sample app, boot a dyno, show jemalloc
 
 (run with PYTHONPATH=tests, as scripts/demo and scripts/test do)
@@ -14,11 +16,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import images
-from .stacks import selected_stacks
+from .stacks import ARM64_STAND_IN, selected_stacks
 
 
-def build_images(stack_option: str | None, jobs: int) -> int:
-    stacks = selected_stacks(stack_option)
+def build_images(stack_option: str | None, jobs: int, arm64: bool = False) -> int:
+    stacks = selected_stacks(stack_option) + ([ARM64_STAND_IN] if arm64 else [])
     started = time.monotonic()
 
     def one(stack):
@@ -53,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     images_command = commands.add_parser("images", help="pull or build the stack images")
     images_command.add_argument("--stack", help="comma-separated stacks, or 'all' (default: the required ones, or $STACKS)")
     images_command.add_argument("--jobs", type=int, default=2, help="stacks built at once (default 2)")
+    images_command.add_argument("--arm64", action="store_true", help="also the arm64 stand-in (Debian trixie, emulated)")
     demo_command = commands.add_parser("demo", help="build a sample app with the buildpack and boot a dyno")
     demo_command.add_argument("--stack", default="heroku-24")
     demo_command.add_argument("--version", default=None, help="JEMALLOC_VERSION (default: 5.3.0, from the offline fixtures)")
     args = parser.parse_args(argv)
     if args.command == "images":
-        return build_images(args.stack, args.jobs)
+        return build_images(args.stack, args.jobs, args.arm64)
     from .demo import run_demo
 
     return run_demo(args.stack, args.version)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 LABEL_NAME = "io.jemalloc-buildpack.harness"
 LABEL = f"{LABEL_NAME}={os.getpid()}"
 DEFAULT_TIMEOUT = 120
+# Docker's name for this machine's architecture.
+HOST_ARCHITECTURE = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 
 
 class DockerError(RuntimeError):
@@ -83,6 +85,20 @@ def container_name(kind: str) -> str:
     return f"jemalloc-buildpack-{kind}-{secrets.token_hex(4)}"
 
 
+_platforms: dict[str, list[str]] = {}
+
+
+def platform_options(image: str) -> list[str]:
+    """`--platform OS/ARCH` for an image of another architecture than the host's (the arm64
+    stand-in, run under qemu-user), without which `docker run` warns on stderr; [] otherwise."""
+    if image not in _platforms:
+        inspected = docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image, check=False)
+        platform = inspected.stdout.strip()
+        foreign = inspected.returncode == 0 and platform != f"linux/{HOST_ARCHITECTURE}"
+        _platforms[image] = ["--platform", platform] if foreign else []
+    return _platforms[image]
+
+
 def _run_options(name: str, network: str, user: str | None, env: Mapping[str, str] | None,
                  volumes: Sequence[str], workdir: str | None) -> list[str]:
     options = ["--name", name, "--label", LABEL, "--network", network]
@@ -109,8 +125,8 @@ def run_once(image: str, *command: str, network: str = "none", user: str | None 
     """
     name = name or container_name("run")
     try:
-        return docker("run", "--rm", *_run_options(name, network, user, env, volumes, workdir), *options,
-                      image, *command, check=check, timeout=timeout)
+        return docker("run", "--rm", *platform_options(image), *_run_options(name, network, user, env, volumes, workdir),
+                      *options, image, *command, check=check, timeout=timeout)
     finally:
         remove_container(name)
 
@@ -119,8 +135,8 @@ def start(image: str, *command: str, name: str, network: str = "none", env: Mapp
           volumes: Sequence[str] = (), workdir: str | None = None, options: Sequence[str] = ()) -> None:
     """Start COMMAND in a labelled container of IMAGE, detached, under docker's init (PID 1, as
     on a dyno); the caller removes it (remove_container(NAME))."""
-    docker("run", "--detach", "--init", *_run_options(name, network, None, env, volumes, workdir), *options,
-           image, *command)
+    docker("run", "--detach", "--init", *platform_options(image), *_run_options(name, network, None, env, volumes, workdir),
+           *options, image, *command)
 
 
 def remove_leftovers() -> None:

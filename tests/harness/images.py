@@ -36,8 +36,8 @@ KEY_LABEL = "io.jemalloc-buildpack.stack-image-key"
 # must not kill an image build that runs beside it.
 BUILDER_LABEL = "io.jemalloc-buildpack.image-builder"
 RECORD_DIR = "/usr/share/jemalloc-buildpack-harness"
-MAX_MISSING_PERCENT = 3
 ARCHIVE = "http://archive.ubuntu.com/ubuntu"
+ARCHIVES = {"ubuntu": ARCHIVE, "debian": "http://deb.debian.org/debian"}
 # Bookworm's debootstrap does not know Ubuntu's archive key, and bookworm has no package with
 # it; Ubuntu's own keyring package is fetched from Ubuntu's archive and pinned here.
 KEYRING_DEB_URL = f"{ARCHIVE}/pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.28.1_all.deb"
@@ -64,7 +64,7 @@ class StackImages:
 
 def package_list(stack: Stack, kind: str) -> Path:
     suffix = "" if kind == "run" else "-build"
-    return SHARED / "stacks" / f"{stack.name}{suffix}.packages"
+    return SHARED / "stacks" / f"{stack.package_lists or stack.name}{suffix}.packages"
 
 
 def local_tag(stack: Stack, kind: str) -> str:
@@ -74,7 +74,7 @@ def local_tag(stack: Stack, kind: str) -> str:
 def input_key(stack: Stack, kind: str) -> str:
     """Hash of everything an image is made from; the build image's includes its run image's."""
     digest = hashlib.sha256()
-    digest.update(f"recipe {RECIPE_VERSION}\n{stack!r}\n{kind}\n{MAX_MISSING_PERCENT}\n".encode())
+    digest.update(f"recipe {RECIPE_VERSION}\n{stack!r}\n{kind}\n".encode())
     if kind == "base":
         return digest.hexdigest()
     digest.update(input_key(stack, "base" if kind == "run" else "run").encode())
@@ -92,7 +92,8 @@ def ensure(stack: Stack) -> StackImages:
     mode = os.environ.get("STACK_IMAGES", "auto")
     if mode not in ("auto", "upstream", "local"):
         raise ImageBuildError(f"STACK_IMAGES={mode!r}: use auto, upstream or local")
-    if mode in ("auto", "upstream"):
+    # The arm64 stand-in has no Heroku image to pull: it is always built.
+    if mode in ("auto", "upstream") and stack.distribution == "ubuntu":
         images = _upstream(stack, pull=mode == "upstream" or not _pull_failed.is_set())
         if images:
             return images
@@ -179,17 +180,21 @@ def _build_base(stack: Stack, tag: str, key: str) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"{stack.name}-rootfs-", dir="/var/tmp"))
     try:
         root = work / "root"
-        command = ["debootstrap", "--variant=minbase", f"--keyring={_ubuntu_keyring()}"]
+        # A foreign architecture's second stage runs under qemu-user (binfmt_misc's F entry:
+        # scripts/lib/environment.sh); Debian's archive key is the host's own.
+        command = ["debootstrap", "--variant=minbase", f"--arch={stack.arch}"]
+        if stack.distribution == "ubuntu":
+            command.append(f"--keyring={_ubuntu_keyring()}")
         if not stack.merged_usr:
             command.append("--no-merged-usr")
-        command += [stack.ubuntu_suite, str(root), ARCHIVE]
+        command += [stack.ubuntu_suite, str(root), ARCHIVES[stack.distribution]]
         if stack.ubuntu_suite in DEBOOTSTRAP_SCRIPTS:
             command.append(f"/usr/share/debootstrap/scripts/{DEBOOTSTRAP_SCRIPTS[stack.ubuntu_suite]}")
         _run_logged(command, log, timeout=15 * 60)
         tarball = work / "root.tar"
         _run_logged(["tar", "-C", str(root), "-cf", str(tarball), "."], log, timeout=10 * 60)
         docker(
-            "import",
+            "import", "--platform", stack.platform,
             "--change", f"LABEL {KEY_LABEL}={key}",
             "--change", 'CMD ["/bin/bash"]',
             str(tarball),
@@ -216,7 +221,8 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
     log = _log_file(tag)
     parent = local_tag(stack, "base" if kind == "run" else "run")
     container = f"jemalloc-buildpack-image-{stack.name}-{kind}-{os.getpid()}"
-    steps = [f"/recipe/install-packages.sh {stack.ubuntu_suite} /lists/{package_list(stack, kind).name} {RECORD_DIR}/{kind} {MAX_MISSING_PERCENT}"]
+    steps = [f"/recipe/install-packages.sh {stack.ubuntu_suite} /lists/{package_list(stack, kind).name} {RECORD_DIR}/{kind}"
+             f" {stack.max_missing_percent} {stack.distribution}"]
     if kind == "run":
         heroku_user = "yes" if stack.has_heroku_user else "no"
         steps.append(f"/recipe/finish-image.sh {stack.name} {heroku_user} {RECORD_DIR}")
@@ -225,7 +231,8 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
         with log.open("a") as output:
             output.write(f"$ docker run {parent}: {' && '.join(steps)}\n")
         result = docker(
-            "run", "--name", container, "--label", BUILDER_LABEL, "--user", "root", "--network", "host",
+            "run", "--platform", stack.platform, "--name", container, "--label", BUILDER_LABEL, "--user", "root",
+            "--network", "host",
             "--volume", f"{REPO / 'stacks'}:/recipe:ro",
             "--volume", f"{SHARED / 'stacks'}:/lists:ro",
             parent, "bash", "-c", " && ".join(steps),
@@ -271,7 +278,8 @@ def buildpack_image(images: StackImages) -> str:
             tag = f"jemalloc-buildpack-test:{images.stack.name}-{checkout}"
             docker(
                 "build", "--quiet", "--file", str(REPO / "Dockerfile.test"), "--tag", tag,
-                "--build-arg", f"STACK_BUILD_IMAGE={images.build}", "--build-arg", f"STACK={images.stack.name}",
+                "--platform", images.stack.platform,
+                "--build-arg", f"STACK_BUILD_IMAGE={images.build}", "--build-arg", f"STACK={images.stack.stack_variable}",
                 str(REPO),
                 timeout=10 * 60,
             )

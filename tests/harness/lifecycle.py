@@ -2,8 +2,9 @@
 
 The lifecycle is buildpacks/lifecycle v0.21.12, the release Heroku's Fir builders
 (heroku/builder:24 and :26) run, built from the vendored source of ../shared/cnb by its
-build-lifecycle script into .cache/lifecycle/<the tarball's sha256>/ (the Go toolchain is kept
-there too), once per machine: a file lock makes parallel sessions wait for one build.
+build-lifecycle script into /var/cache/jemalloc-buildpack-harness/lifecycle/<the tarball's
+sha256>/ (harness.paths.MACHINE_CACHE; the Go toolchain is kept there too), once per machine for
+every checkout: a file lock makes parallel sessions wait for one build.
 
 A builder image is made from a stack's build image, as Heroku makes heroku/builder:NN:
 
@@ -50,7 +51,7 @@ from pathlib import Path
 
 from .docker import docker, image_label
 from .images import StackImages
-from .paths import CACHE, REPO, SHARED
+from .paths import MACHINE_CACHE, REPO, SHARED
 
 VERSION = "0.21.12"
 SOURCE = SHARED / "cnb"
@@ -94,7 +95,7 @@ _lifecycle_lock = threading.Lock()
 def lifecycle(arch: str = "amd64") -> Path:
     """The directory of the lifecycle's binaries for ARCH, built first if this machine has none."""
     key = _sha256(TARBALL)
-    out = CACHE / "lifecycle" / key
+    out = MACHINE_CACHE / "lifecycle" / key
     done = out / f"{arch}.built"
     with _lifecycle_lock:
         if done.exists():
@@ -183,7 +184,8 @@ RUN_IMAGE_DOCKERFILE = """\
 ARG RUN_IMAGE
 FROM ${RUN_IMAGE}
 ARG STACK_ID DISTRO_VERSION KEY
-LABEL io.buildpacks.base.distro.name="ubuntu" io.buildpacks.base.distro.version=${DISTRO_VERSION} \\
+ARG DISTRO_NAME
+LABEL io.buildpacks.base.distro.name=${DISTRO_NAME} io.buildpacks.base.distro.version=${DISTRO_VERSION} \\
       io.buildpacks.stack.id=${STACK_ID} io.jemalloc-buildpack.builder-image-key=${KEY}
 """
 
@@ -192,11 +194,13 @@ def _run_image(stack_images: StackImages) -> str:
     """The stack's run image with the labels of Heroku's run images."""
     stack = stack_images.stack
     tag = f"jemalloc-buildpack-cnb-run/{stack.name}:latest"
-    key = hashlib.sha256(f"{RUN_IMAGE_DOCKERFILE}{stack_images.run}={_image_id(stack_images.run)}".encode()).hexdigest()
+    key = hashlib.sha256(f"{RUN_IMAGE_DOCKERFILE}{stack_images.run}={_image_id(stack_images.run)}"
+                         f"{stack.distribution}".encode()).hexdigest()
     if image_label(tag, KEY_LABEL) != key:
         with tempfile.TemporaryDirectory(prefix="jemalloc-buildpack-run-image-") as context:
             (Path(context) / "Dockerfile").write_text(RUN_IMAGE_DOCKERFILE)
-            docker("build", "--quiet", "--tag", tag, "--build-arg", f"RUN_IMAGE={stack_images.run}",
+            docker("build", "--quiet", "--platform", stack.platform, "--tag", tag,
+                   "--build-arg", f"RUN_IMAGE={stack_images.run}", "--build-arg", f"DISTRO_NAME={stack.distribution}",
                    "--build-arg", f"STACK_ID={stack.name}", "--build-arg", f"DISTRO_VERSION={stack.ubuntu_version}",
                    "--build-arg", f"KEY={key}", context, timeout=5 * 60)
     return tag
@@ -292,7 +296,7 @@ def builder(stack_images: StackImages) -> Builder:
     with _builders_lock:
         if stack.name in _builders:
             return _builders[stack.name]
-        binaries = lifecycle()
+        binaries = lifecycle(stack.arch)
         # One tag per checkout, as for harness.images.buildpack_image.
         checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
         tag = f"jemalloc-buildpack-builder/{stack.name}:{checkout}"
@@ -322,7 +326,8 @@ def builder(stack_images: StackImages) -> Builder:
                         if not path.is_symlink():
                             path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
                 (Path(context) / "Dockerfile").write_text(DOCKERFILE)
-                docker("build", "--quiet", "--tag", tag, "--build-arg", f"BUILD_IMAGE={stack_images.build}",
+                docker("build", "--quiet", "--platform", stack.platform, "--tag", tag,
+                       "--build-arg", f"BUILD_IMAGE={stack_images.build}",
                        "--build-arg", f"STACK_ID={stack.name}", "--build-arg", f"UID={uid}",
                        "--build-arg", f"GID={gid}", "--build-arg", f"KEY={key}", context, timeout=10 * 60)
             # The image this one replaced is now untagged: drop it.

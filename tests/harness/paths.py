@@ -5,7 +5,8 @@ catalogue of offline jemalloc sources with the config vars that build one of the
 Tests, the harness, the demo and the benchmarks import these names rather than spell a path or
 a tarball out again:
 
-    REPO, SHARED, CACHE, JEMALLOC_FIXTURES      this machine
+    REPO, SHARED, CACHE, MACHINE_CACHE,         this machine
+    JEMALLOC_FIXTURES
     APP, APP_PREFIX, LIBRARY, LIBRARY_FILE,     the slug, as a dyno sees it (absolute, /app/...);
     BIN, WRAPPER, SHIM, BUILD_INFO              slug_relative() gives a path inside a build dir
     DEFAULT_VERSION, FIXTURE_TARBALLS,          the offline sources
@@ -26,6 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("JEMALLOC_BUILDPACK_SHARED", REPO.parent / "shared")).resolve()
 # Downloads and logs of the harness itself; .gitignore'd.
 CACHE = REPO / ".cache"
+# What takes minutes to make and depends on nothing in the checkout (the CNB lifecycle, built
+# from ../shared/cnb): kept for every checkout of this machine, so that a fresh clone (CI's)
+# does not build it again. Outside any checkout, so never in the repo.
+MACHINE_CACHE = Path(os.environ.get("JEMALLOC_BUILDPACK_MACHINE_CACHE", "/var/cache/jemalloc-buildpack-harness"))
 JEMALLOC_FIXTURES = SHARED / "jemalloc" / "fixtures"
 
 # --- the slug ---------------------------------------------------------------------------------
