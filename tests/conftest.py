@@ -13,7 +13,7 @@ import pytest
 
 import functools
 
-from harness import images
+from harness import compiles, images
 from harness.app import App, remove_dynos
 from harness.docker import remove_leftovers
 from harness.paths import source_config as config_for
@@ -37,6 +37,14 @@ def pytest_generate_tests(metafunc):
         if marker:
             names = [name for name in names if name in marker.args]
         metafunc.parametrize("stack_name", names, scope="session")
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = compiles.summary()
+    if lines:
+        terminalreporter.section("jemalloc compiles")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionstart(session):

@@ -17,12 +17,14 @@ import secrets
 import shlex
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import yaml
 
+from . import compiles
 from .docker import Result, container_name, remove_container, run_once, start
 from .dyno import LAUNCHER, LOGIN, Dyno
 from .images import StackImages, buildpack_image
@@ -213,6 +215,7 @@ class App(AppWorkspace):
                                   options=extra or [], timeout=run_timeout, check=False)
 
         detect = run("detect", build_path)
+        started = time.monotonic()
         if next_buildpack is None:
             compiled = run("compile", build_path, cache_path, ENV_MOUNT, run_timeout=timeout,
                            extra=docker_args, name=compile_container)
@@ -224,6 +227,7 @@ class App(AppWorkspace):
             compiled = run("compile", build_path, CACHE_MOUNT, ENV_MOUNT, run_timeout=timeout,
                            then=f"if [ -f {BUILDPACK_MOUNT}/export ]; then . {BUILDPACK_MOUNT}/export; fi\n"
                                 f"( {next_buildpack} ) >/tmp/next-buildpack/output 2>&1")
+        compiles.record("classic", self.stack.name, compiled.stdout, time.monotonic() - started)
         build = Build(self.stack_images, compiled.returncode, compiled.stdout, compiled.stderr, build_dir,
                       detect.stdout + detect.stderr)
         if next_buildpack is not None:

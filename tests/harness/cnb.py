@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import compiles
 from .app import APPS, AppWorkspace, BuildOutcome
 from .docker import Result, docker
 from .dyno import Dyno
@@ -264,6 +265,8 @@ class CnbApp(AppWorkspace):
             if result.returncode != 0:
                 break
         built = phases.get("builder")
+        if built:
+            compiles.record("cnb", self.stack.name, built.stdout, seconds["builder"])
         failed = next((result for result in phases.values() if result.returncode != 0), None)
         buildpacks_said, lifecycle_said = split_build_output(built.stdout) if built else ("", "")
         build = CnbBuild(

@@ -14,10 +14,13 @@ else build), `upstream` (Heroku's images only), `local` (always the equivalents)
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -122,7 +125,7 @@ def _upstream(stack: Stack, pull: bool) -> StackImages | None:
 def _ensure_local(stack: Stack, kind: str) -> None:
     tag = local_tag(stack, kind)
     key = input_key(stack, kind)
-    if image_label(tag, KEY_LABEL) == key:
+    if image_label(tag, KEY_LABEL) == key and image_architecture(tag) == stack.arch:
         return
     _log(f"building {tag}")
     started = time.monotonic()
@@ -133,6 +136,11 @@ def _ensure_local(stack: Stack, kind: str) -> None:
     _log(f"built {tag} in {time.monotonic() - started:.0f}s")
     # The image this one replaced is now untagged: drop it rather than let rebuilds fill the disk.
     docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False, timeout=300)
+
+
+def image_architecture(image: str) -> str | None:
+    result = docker("image", "inspect", "--format", "{{.Architecture}}", image, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _ubuntu_keyring() -> Path:
@@ -193,16 +201,37 @@ def _build_base(stack: Stack, tag: str, key: str) -> None:
         _run_logged(command, log, timeout=15 * 60)
         tarball = work / "root.tar"
         _run_logged(["tar", "-C", str(root), "-cf", str(tarball), "."], log, timeout=10 * 60)
-        docker(
-            "import", "--platform", stack.platform,
-            "--change", f"LABEL {KEY_LABEL}={key}",
-            "--change", 'CMD ["/bin/bash"]',
-            str(tarball),
-            tag,
-            timeout=10 * 60,
-        )
+        _load_rootfs(tarball, tag, key, stack.arch, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _load_rootfs(tarball: Path, tag: str, key: str, arch: str, work: Path) -> None:
+    """The root file system in TARBALL as the one layer of image TAG, for ARCH, labelled KEY.
+
+    `docker load` of an image archive written here, not `docker import`: import cannot name
+    another architecture than the engine's unless the engine runs in experimental mode."""
+    digest = hashlib.sha256()
+    with tarball.open("rb") as layer:
+        for block in iter(lambda: layer.read(1 << 20), b""):
+            digest.update(block)
+    config = {
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": ["/bin/bash"], "Labels": {KEY_LABEL: key}},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+        "history": [{"created_by": "debootstrap (tests/harness/images.py)"}],
+    }
+    archive = work / "image.tar"
+    with tarfile.open(archive, "w") as image:
+        for name, data in (("config.json", json.dumps(config).encode()),
+                           ("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [tag],
+                                                          "Layers": ["layer.tar"]}]).encode())):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            image.addfile(member, io.BytesIO(data))
+        image.add(tarball, arcname="layer.tar")
+    tarball.unlink()
+    docker("load", "--input", str(archive), timeout=10 * 60)
 
 
 def commit_image(container: str, tag: str, user: str, label: str, key: str, timeout: float) -> None:

@@ -158,3 +158,29 @@ def test_served_source_config_serves_the_body_with_its_own_checksum():
 def test_every_fixture_of_the_catalogue_is_on_this_machine():
     for version in FIXTURE_TARBALLS:
         assert fixture_path(version).is_file(), fixture_path(version)
+
+
+# --- harness.compiles: the compiles a run made ------------------------------------------------
+
+def test_a_build_that_compiled_is_recorded_and_a_cached_one_is_not():
+    from harness.compiles import RECORDED, Compile, record
+
+    before = len(RECORDED)
+    record("classic", "heroku-24", "-----> jemalloc 5.3.0\n-----> Using cached build 0123456789ab\n", 1.0)
+    assert len(RECORDED) == before
+    record("classic", "heroku-24", "-----> jemalloc 5.3.0\n-----> Building jemalloc 5.3.0 (cache key 0123456789ab)\n", 61.0)
+    assert RECORDED[-1] == Compile("classic", "heroku-24", "5.3.0", "0123456789ab", 61.0, RECORDED[-1].test)
+    del RECORDED[before:]
+
+
+def test_the_summary_counts_compiles_and_names_each_build_compiled_twice():
+    from harness.compiles import Compile, summary
+
+    compiles = [Compile("classic", "heroku-24", "5.3.0", "aaaa", 60.0, "test_a"),
+                Compile("classic", "heroku-24", "5.3.0", "aaaa", 30.0, "test_b"),
+                Compile("cnb", "heroku-24", "5.3.0", "aaaa", 90.0, "test_c")]
+    assert summary(compiles) == [
+        "3 compiles of 2 distinct builds, 3.0 minutes in all",
+        "  classic heroku-24 5.3.0 (cache key aaaa) 2 times: test_a 60s, test_b 30s",
+    ]
+    assert summary([]) == []
