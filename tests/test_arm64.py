@@ -17,6 +17,7 @@ import pytest
 
 from harness import images
 from harness.cnb import LIBRARY, LIBRARY_FILE, CnbApp
+from harness.docker import image_platform, run_once
 from harness.lifecycle import BUILDPACK_ID, PROCFILE_BUILDPACK
 from harness.paths import DEFAULT_VERSION, JEMALLOC_FIXTURES, REPO
 from harness.stacks import ARM64_STAND_IN
@@ -114,8 +115,8 @@ def arm64_app(arm64_images, source_config):
 
 def test_the_images_are_debian_trixie_for_arm64(arm64_images):
     for image in (arm64_images.run, arm64_images.build):
-        assert images.image_architecture(image) == "arm64", image
-    release = images.run_once(arm64_images.run, "bash", "-c", "uname -m; . /etc/os-release; echo $ID $VERSION_ID")
+        assert image_platform(image) == "linux/arm64", image
+    release = run_once(arm64_images.run, "bash", "-c", "uname -m; . /etc/os-release; echo $ID $VERSION_ID")
     assert release.stdout.split() == ["aarch64", "debian", "13"]
 
 
@@ -126,7 +127,7 @@ def test_the_arm64_lifecycle_builds_an_aarch64_layer_and_an_arm64_image(arm64_ap
     assert lines and all(line.startswith(("-----> ", "       ")) for line in lines), build.stdout
     assert elf_machine(build.layer_files() / "tree/lib/libjemalloc.so.2") == AARCH64_MACHINE
     assert build.build_info()["version"] == DEFAULT_VERSION
-    assert images.image_architecture(build.image) == "arm64"
+    assert image_platform(build.image) == "linux/arm64"
 
 
 def test_the_library_is_built_for_64_kib_pages(arm64_app):

@@ -85,6 +85,12 @@ def container_name(kind: str) -> str:
     return f"jemalloc-buildpack-{kind}-{secrets.token_hex(4)}"
 
 
+def image_platform(image: str) -> str | None:
+    """An image's OS/ARCH ("linux/arm64"), None when there is no such image."""
+    result = docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 _platforms: dict[str, list[str]] = {}
 
 
@@ -92,9 +98,8 @@ def platform_options(image: str) -> list[str]:
     """`--platform OS/ARCH` for an image of another architecture than the host's (the arm64
     stand-in, run under qemu-user), without which `docker run` warns on stderr; [] otherwise."""
     if image not in _platforms:
-        inspected = docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image, check=False)
-        platform = inspected.stdout.strip()
-        foreign = inspected.returncode == 0 and platform != f"linux/{HOST_ARCHITECTURE}"
+        platform = image_platform(image)
+        foreign = platform is not None and platform != f"linux/{HOST_ARCHITECTURE}"
         _platforms[image] = ["--platform", platform] if foreign else []
     return _platforms[image]
 

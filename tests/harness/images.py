@@ -31,7 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import HOST_ARCHITECTURE, DockerError, docker, image_exists, image_label, remove_container, run_once
+from .docker import (HOST_ARCHITECTURE, DockerError, docker, image_exists, image_label, image_platform, remove_container,
+                     run_once)
 from .paths import CACHE, REPO, SHARED
 from .stacks import Stack
 
@@ -131,7 +132,7 @@ def _upstream(stack: Stack, pull: bool) -> StackImages | None:
 def _ensure_local(stack: Stack, kind: str) -> None:
     tag = local_tag(stack, kind)
     key = input_key(stack, kind)
-    if image_label(tag, KEY_LABEL) == key and image_architecture(tag) == stack.arch:
+    if image_label(tag, KEY_LABEL) == key and image_platform(tag) == stack.platform:
         return
     _log(f"building {tag}")
     started = time.monotonic()
@@ -144,9 +145,9 @@ def _ensure_local(stack: Stack, kind: str) -> None:
     docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False, timeout=300)
 
 
-def image_architecture(image: str) -> str | None:
-    result = docker("image", "inspect", "--format", "{{.Architecture}}", image, check=False)
-    return result.stdout.strip() if result.returncode == 0 else None
+def _emulated(stack: Stack) -> bool:
+    """Whether the stack's images are of another architecture than this machine's."""
+    return stack.arch != HOST_ARCHITECTURE
 
 
 def _ubuntu_keyring() -> Path:
@@ -204,7 +205,7 @@ def _build_base(stack: Stack, tag: str, key: str) -> None:
         command += [stack.ubuntu_suite, str(root), ARCHIVES[stack.distribution]]
         if stack.ubuntu_suite in DEBOOTSTRAP_SCRIPTS:
             command.append(f"/usr/share/debootstrap/scripts/{DEBOOTSTRAP_SCRIPTS[stack.ubuntu_suite]}")
-        _run_logged(command, log, timeout=15 * 60 if stack.arch == HOST_ARCHITECTURE else 45 * 60)
+        _run_logged(command, log, timeout=45 * 60 if _emulated(stack) else 15 * 60)
         tarball = work / "root.tar"
         _run_logged(["tar", "-C", str(root), "-cf", str(tarball), "."], log, timeout=10 * 60)
         _load_rootfs(tarball, tag, key, stack.arch, work)
@@ -271,7 +272,7 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
             "--volume", f"{REPO / 'stacks'}:/recipe:ro",
             "--volume", f"{SHARED / 'stacks'}:/lists:ro",
             parent, "bash", "-c", " && ".join(steps),
-            check=False, timeout=IMAGE_BUILD_TIMEOUT if stack.arch == HOST_ARCHITECTURE else EMULATED_IMAGE_BUILD_TIMEOUT,
+            check=False, timeout=EMULATED_IMAGE_BUILD_TIMEOUT if _emulated(stack) else IMAGE_BUILD_TIMEOUT,
         )
         with log.open("a") as output:
             output.write(result.output)
