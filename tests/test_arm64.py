@@ -58,7 +58,7 @@ def test_amd64_builds_keep_the_detected_page_size(version):
 # Fir's dynos are arm64. Ubuntu's arm64 archive cannot be reached here, so these run on Debian
 # trixie for arm64 (harness.stacks.ARM64_STAND_IN, with heroku-26's packages that Debian has),
 # every program under qemu-user (binfmt_misc: scripts/lib/environment.sh registers it). A
-# jemalloc compile there takes about 25 minutes on 2 cores (a native one: under one), so the
+# jemalloc compile there takes 25 to 36 minutes on 2 cores (a native one: about one), so the
 # app is built once, the way Fir builds it (the CNB, through the arm64 lifecycle), and every
 # test below looks at that one build. Heroku's classic platform has no arm64 dynos; bin/compile
 # runs the same build code (lib/pipeline.sh, lib/build.sh) that the CNB build runs here.
