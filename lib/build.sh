@@ -17,15 +17,23 @@ BUILD_MEMORY_MALLOC_CONF="narenas:2,background_thread:true,dirty_decay_ms:1000"
 # nothing in forked workers (puma cluster mode, Celery prefork, gunicorn). This C file, linked
 # into the library with the tuning, switches it back on in the child.
 BUILD_FORK_HELPER_SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/background_thread_after_fork.c"
+# JEMALLOC_METRICS (allocator figures per process, in the logs and for jemalloc-check): a C file
+# linked into every build of 5.0 and later, tuned or not. It does nothing unless the variable is set.
+BUILD_METRICS_SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/metrics.c"
 # The fork helper wraps these two functions (so that it sees an app set background_thread
 # itself): jemalloc's definitions in src/jemalloc.pic.o are renamed to jemalloc_buildpack_real_<name>.
 BUILD_RENAMED_MALLCTL=(mallctl mallctlbymib)
+# configure compiles with -g3, but the library is stripped before it ships, so that debug
+# information is thrown away; -g0 (last on the command line, so it wins) cut a 5.3.0 compile
+# from 49 s to 36 s on 2 cores. Releases whose Makefile has no EXTRA_CFLAGS (before 5.0) ignore it.
+BUILD_MAKE_VARIABLES=(EXTRA_CFLAGS=-g0)
 
 # Usage: build::recipe_files
 # Prints the files whose content decides what a build produces from a given source and options.
 build::recipe_files() {
 	echo "${BASH_SOURCE[0]}"
 	echo "${BUILD_FORK_HELPER_SOURCE}"
+	echo "${BUILD_METRICS_SOURCE}"
 }
 
 # Usage: build::default_malloc_conf VERSION TUNING
@@ -204,14 +212,21 @@ build::from_source() {
 	echo "${configure_flags[*]}" >"${work_dir}/configure-flags"
 
 	build::run_logged "${log_file}" "${source_dir}" configure ./configure "${configure_flags[@]}"
-	local link_extra=()
+	local make_variables=("${BUILD_MAKE_VARIABLES[@]}") linked_objects=()
+	if [[ "${version%%.*}" -ge 5 ]]; then
+		build::compile_object "${BUILD_METRICS_SOURCE}" "${work_dir}/metrics.o" "${log_file}"
+		linked_objects+=("${work_dir}/metrics.o")
+	fi
 	if [[ -n "${default_malloc_conf}" ]]; then
 		build::link_fork_helper "${source_dir}" "${work_dir}" "${log_file}"
-		link_extra=("EXTRA_LDFLAGS=${work_dir}/background_thread_after_fork.o")
+		linked_objects+=("${work_dir}/background_thread_after_fork.o")
+	fi
+	if ((${#linked_objects[@]} > 0)); then
+		make_variables+=("EXTRA_LDFLAGS=${linked_objects[*]}")
 	fi
 	# Only the shared library and the scripts: these targets exist in every release since 3.0,
 	# and skip the static library, headers and docs that a dyno never needs.
-	build::run_logged "${log_file}" "${source_dir}" make make -j"$(nproc)" build_lib_shared "${link_extra[@]}"
+	build::run_logged "${log_file}" "${source_dir}" make make -j"$(nproc)" build_lib_shared "${make_variables[@]}"
 	build::run_logged "${log_file}" "${source_dir}" "make install" \
 		make install_lib_shared install_bin DESTDIR="${staging_dir}"
 
@@ -223,16 +238,23 @@ build::from_source() {
 	mv "${installed}" "${output_dir}"
 }
 
+# Usage: build::compile_object SOURCE OBJECT LOG_FILE
+# Compiles one of the buildpack's C files (src/) into OBJECT, for the library's link line (part
+# of libjemalloc.so itself, so that LD_PRELOAD names one file, as it always has).
+build::compile_object() {
+	local source="$1" object="$2" log_file="$3"
+	build::run_logged "${log_file}" "$(dirname "${object}")" "compile $(basename "${source}")" \
+		cc -std=gnu99 -O2 -fPIC -Wall -c "${source}" -o "${object}"
+}
+
 # Usage: build::link_fork_helper SOURCE_DIR WORK_DIR LOG_FILE
-# Compiles the fork helper to WORK_DIR/background_thread_after_fork.o, an object for the
-# library's link line (part of libjemalloc.so itself, so that LD_PRELOAD names one file, as it
-# always has), and renames jemalloc's definitions of the functions it wraps
+# Compiles the fork helper to WORK_DIR/background_thread_after_fork.o (build::compile_object)
+# and renames jemalloc's definitions of the functions it wraps
 # (BUILD_RENAMED_MALLCTL) in the configured SOURCE_DIR's src/jemalloc.pic.o.
 build::link_fork_helper() {
 	local source_dir="$1" work_dir="$2" log_file="$3" object="src/jemalloc.pic.o" name renames=()
-	build::run_logged "${log_file}" "${work_dir}" "compile the fork helper" \
-		cc -O2 -fPIC -Wall -c "${BUILD_FORK_HELPER_SOURCE}" -o "${work_dir}/background_thread_after_fork.o"
-	build::run_logged "${log_file}" "${source_dir}" "compile ${object}" make -j"$(nproc)" "${object}"
+	build::compile_object "${BUILD_FORK_HELPER_SOURCE}" "${work_dir}/background_thread_after_fork.o" "${log_file}"
+	build::run_logged "${log_file}" "${source_dir}" "compile ${object}" make -j"$(nproc)" "${BUILD_MAKE_VARIABLES[@]}" "${object}"
 	for name in "${BUILD_RENAMED_MALLCTL[@]}"; do
 		if ! nm -g --defined-only "${source_dir}/${object}" 2>>"${log_file}" | grep -qE "[[:space:]]T ${name}\$"; then
 			build::fail "${log_file}" "This jemalloc source does not define ${name} in ${object}, which the fork helper wraps." \

@@ -123,6 +123,23 @@ AFTER_FORK_OFF_CASES: list[Case] = [
     Case("after-fork[off]-jemalloc-false", {"JEMALLOC_ENABLED": "false", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK": "off"},
          False, None, "off: JEMALLOC_ENABLED=false", after_fork="off"),
 ]
+# JEMALLOC_METRICS (None for unset) and how the rules read it: off, an interval in seconds, or
+# invalid (off too, with one warning). src/metrics.c must read it the same way (test_metrics.py).
+METRICS_VALUES: list[tuple[str | None, str]] = [
+    (None, "off"), ("", "off"), ("false", "off"), (" Off ", "off"), ("no", "off"), ("0", "off"), ("000", "off"),
+    ("true", "60"), (" TRUE ", "60"), ("yes", "60"), ("On", "60"), ("1", "1"), ("30", "30"), ("0060", "60"),
+    ("3600", "3600"), ("3601", "invalid"), ("99999", "invalid"), ("-5", "invalid"), ("1.5", "invalid"),
+    ("60s", "invalid"), ("1 0", "invalid"), ("bogus", "invalid"),
+]
+
+
+def _metrics_case(value: str | None, expected: str) -> Case:
+    """With jemalloc on: the shim warns, once, exactly about a value it does not understand."""
+    env = {**ENABLED, **({} if value is None else {"JEMALLOC_METRICS": value})}
+    return Case(f"metrics[{'unset' if value is None else value}]", env, True, "{library}", "on: JEMALLOC_ENABLED=true",
+                warning="JEMALLOC_METRICS" if expected == "invalid" else None)
+
+
 PRELOAD_CASES: list[Case] = [
     Case("preload[app]", {**ENABLED, "LD_PRELOAD": "{app_library}"}, True, "{library}:{app_library}",
          "on: JEMALLOC_ENABLED=true"),
@@ -151,6 +168,9 @@ CASES: list[Case] = (
     + PRELOAD_CASES
     + [_after_fork_case(value, expected) for value, expected in AFTER_FORK_VALUES]
     + AFTER_FORK_OFF_CASES
+    + [_metrics_case(value, expected) for value, expected in METRICS_VALUES]
+    + [Case("metrics[bogus]-jemalloc-unset", {"DYNO": "web.1", "JEMALLOC_METRICS": "bogus"}, False, None,
+            "off: JEMALLOC_ENABLED is unset")]
 )
 
 

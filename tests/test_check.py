@@ -47,19 +47,30 @@ class Row:
     jemalloc: str
     background_thread: str
     rss: str
+    live: str
+    resident: str
     command: str
     mapped: str
 
 
 def table(stdout: str) -> tuple[str, dict[int, Row]]:
-    """The headline and the rows of jemalloc-check's process table, by PID."""
+    """The headline and the rows of jemalloc-check's process table, by PID: its indented lines,
+    before the memory lines that may follow it."""
     lines = stdout.splitlines()
-    assert re.split(r"\s{2,}", lines[1].strip()) == ["PID", "JEMALLOC", "BG THREAD", "RSS", "COMMAND", "MAPPED"], stdout
+    assert re.split(r"\s{2,}", lines[1].strip()) == ["PID", "JEMALLOC", "BG THREAD", "RSS", "LIVE", "RESIDENT",
+                                                      "COMMAND", "MAPPED"], stdout
     rows = {}
     for line in lines[2:]:
-        pid, jemalloc, background_thread, rss, command, mapped = re.split(r"\s{2,}", line.strip())
-        rows[int(pid)] = Row(int(pid), jemalloc, background_thread, rss, command, mapped)
+        if not line.startswith(" "):
+            break
+        pid, jemalloc, background_thread, rss, live, resident, command, mapped = re.split(r"\s{2,}", line.strip())
+        rows[int(pid)] = Row(int(pid), jemalloc, background_thread, rss, live, resident, command, mapped)
     return lines[0], rows
+
+
+# What jemalloc-check says when processes have jemalloc but none publishes figures.
+NO_FIGURES = ("memory: no figures (set JEMALLOC_METRICS=true and restart the dyno; a process publishes them "
+              "after one interval, 60 s by default)")
 
 
 def truth(dyno, process: Process) -> str | None:
@@ -201,6 +212,9 @@ def test_all_lists_every_process_of_an_enabled_dyno_as_proc_shows_it(enabled_dyn
         row = rows[process.pid]
         assert (row.jemalloc, row.mapped, row.command) == ("yes", truth(enabled_dyno, process), process.name)
         assert re.fullmatch(r"\d+\.\d MB", row.rss)
+        # Without JEMALLOC_METRICS no process publishes figures, and the check says how to get them.
+        assert (row.live, row.resident) == ("-", "-")
+    assert result.stdout.splitlines()[-1] == NO_FIGURES
 
 
 def test_all_in_a_dyno_without_jemalloc_says_no_for_every_process(disabled_dyno):
@@ -213,6 +227,8 @@ def test_all_in_a_dyno_without_jemalloc_says_no_for_every_process(disabled_dyno)
     for process in processes:
         assert truth(disabled_dyno, process) is None
         assert (rows[process.pid].jemalloc, rows[process.pid].mapped) == ("no", "-")
+    # Without jemalloc there are no figures to get, and no line about them.
+    assert not [line for line in result.stdout.splitlines() if line.startswith("memory")], result.stdout
 
 
 def test_pids_given_are_checked_one_by_one(enabled_dyno):
@@ -285,7 +301,8 @@ def test_json_for_a_missing_pid_says_it_does_not_exist(enabled_dyno):
     assert data.returncode == 1
     (entry,) = data["processes"]
     assert entry == {"pid": NO_SUCH_PID, "exists": False, "comm": None, "jemalloc": False, "mapped": None,
-                     "background_thread": None, "rss_kb": None, "error": "no such process"}
+                     "background_thread": None, "rss_kb": None, "allocated_bytes": None, "resident_bytes": None,
+                     "memory": None, "error": "no such process"}
 
 
 # Usage

@@ -11,6 +11,13 @@
 # as bytes (LC_ALL=C): in a UTF-8 locale, bash's read takes the newline after
 # a name that ends inside a multibyte sequence into the name.
 
+# The figures that a process on jemalloc publishes with JEMALLOC_METRICS=true
+# (proc::read_metrics), non-negative integers: a valid file has all of the
+# needed ones, and may lack optional ones (older jemalloc releases have no
+# retained or dirty), which are then unknown.
+PROC_METRICS_NEEDED=(interval samples first_at first_allocated first_resident at allocated resident)
+PROC_METRICS_OPTIONAL=(active retained dirty metadata peak_resident)
+
 # Usage: proc::mapped_jemalloc PID MAPPED_VAR ERROR_VAR
 # Sets MAPPED_VAR to the first file mapped into process PID whose name
 # contains "libjemalloc" (empty when none), and ERROR_VAR to why its map
@@ -110,15 +117,96 @@ proc::all_pids() {
 	proc_result_out=("${proc_ordered[@]}")
 }
 
-# Usage: proc::inspect_process PID RESULT_ASSOC
+# Usage: proc::start_time PID RESULT_VAR
+# Sets RESULT_VAR to when process PID started (field 22 of /proc/PID/stat,
+# clock ticks since boot), empty when it cannot be read: a PID is reused,
+# with its start time it names one process.
+proc::start_time() {
+	local LC_ALL=C proc_pid=$1 proc_stat='' proc_after=' ([^ ]+ ){19}([0-9]+)( |$)'
+	local -n proc_start_out=$2
+	proc_start_out=
+	# The whole file (-d ''), and the fields after the last ')': field 2, the
+	# name in parentheses, may hold spaces, parentheses and newlines.
+	{ IFS= read -r -d '' proc_stat <"/proc/$proc_pid/stat"; } 2>/dev/null || :
+	if [[ $proc_stat == *')'* && ${proc_stat##*')'} =~ ^$proc_after ]]; then
+		proc_start_out=${BASH_REMATCH[2]}
+	fi
+}
+
+# Usage: proc::read_metrics DIR PID RESULT_ASSOC NOW
+# Sets RESULT_ASSOC to the figures that process PID publishes in DIR/PID with
+# JEMALLOC_METRICS on (src/metrics.c replaces the file at every interval),
+# keyed by their names, or empties it when there is no valid file for PID at
+# NOW (epoch seconds). The file is key=value lines, values non-negative
+# decimal integers:
+#   format=1, pid, starttime (field 22 of /proc/PID/stat), interval (seconds
+#   between samples), samples (so far, 1 or more); the baseline, taken at the
+#   process's start or fork: first_at (epoch seconds), first_allocated and
+#   first_resident; the latest sample: at, then allocated, active, resident,
+#   retained, dirty, metadata and peak_resident (bytes).
+# Unknown keys are ignored; PROC_METRICS_OPTIONAL's may be missing (unknown).
+# Valid is: format 1, PID's own pid and start time (else the file is a dead
+# process's whose PID was reused), and a latest sample at most two intervals
+# and 10 s old (else its writer is gone or stuck). The figures are extra: no
+# directory, no file, no reading it, garbage, all mean none, never an error.
+# That PID maps libjemalloc, the last condition, is the caller's to know.
+# shellcheck disable=SC2004 # RESULT_ASSOC is associative: its keys are no arithmetic
+proc::read_metrics() {
+	local LC_ALL=C proc_file=$1/$2 proc_pid=$2 proc_now=$4 proc_line proc_key proc_value proc_start
+	local -n proc_metrics_out=$3
+	local -a proc_lines=()
+	local -A proc_read=()
+	proc_metrics_out=()
+	# A regular file only (a FIFO would hang the check), and its first 200
+	# lines only: the writer's are 16, whatever a later format adds.
+	if [[ ! -f $proc_file ]] || ! { mapfile -t -n 200 proc_lines <"$proc_file"; } 2>/dev/null; then
+		return 0
+	fi
+	for proc_line in "${proc_lines[@]}"; do
+		proc_key=${proc_line%%=*}
+		proc_value=${proc_line#*=}
+		# Unknown keys are ignored, a value that is no number is missing: 18
+		# digits at most (bash's arithmetic is 64-bit), read as decimal (10#:
+		# a leading 0 is no octal), the first of a key's lines kept.
+		if [[ $proc_line == *=* && $proc_key =~ ^[a-z_][a-z0-9_]*$ && $proc_value =~ ^[0-9]{1,18}$ &&
+			-z ${proc_read[$proc_key]+x} ]]; then
+			proc_read[$proc_key]=$((10#$proc_value))
+		fi
+	done
+	for proc_key in format pid starttime "${PROC_METRICS_NEEDED[@]}"; do
+		if [[ -z ${proc_read[$proc_key]+x} ]]; then
+			return 0
+		fi
+	done
+	proc::start_time "$proc_pid" proc_start
+	if ((proc_read[format] != 1 || proc_read[pid] != proc_pid)) || [[ ${proc_read[starttime]} != "$proc_start" ]] ||
+		((proc_now - proc_read[at] > 2 * proc_read[interval] + 10)); then
+		return 0
+	fi
+	for proc_key in "${PROC_METRICS_NEEDED[@]}" "${PROC_METRICS_OPTIONAL[@]}"; do
+		if [[ -n ${proc_read[$proc_key]+x} ]]; then
+			proc_metrics_out[$proc_key]=${proc_read[$proc_key]}
+		fi
+	done
+}
+
+# Usage: proc::inspect_process PID RESULT_ASSOC METRICS_DIR NOW
 # Sets the keys of associative array RESULT_ASSOC for process PID: mapped (as
 # proc::mapped_jemalloc), error (why it cannot be read, or empty), comm, rss
-# (kB, empty when unknown) and bg (yes/no; empty without jemalloc).
+# (kB, empty when unknown), bg (yes/no; empty without jemalloc) and the
+# figures it publishes in METRICS_DIR (proc::read_metrics at NOW; each key of
+# PROC_METRICS_NEEDED and PROC_METRICS_OPTIONAL, empty when unknown), only
+# where jemalloc is mapped: a file is no process's without it.
+# shellcheck disable=SC2004 # RESULT_ASSOC is associative: its keys are no arithmetic
 proc::inspect_process() {
-	local LC_ALL=C proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg=''
+	local LC_ALL=C proc_pid=$1 proc_line proc_value='' proc_mapped proc_error proc_bg='' proc_key
 	local -n proc_info_out=$2
 	local -a proc_lines=()
+	local -A proc_metrics=()
 	proc_info_out=([mapped]='' [error]='' [comm]='' [rss]='' [bg]='')
+	for proc_key in "${PROC_METRICS_NEEDED[@]}" "${PROC_METRICS_OPTIONAL[@]}"; do
+		proc_info_out[$proc_key]=
+	done
 	proc::mapped_jemalloc "$proc_pid" proc_mapped proc_error || :
 	proc_info_out[mapped]=$proc_mapped
 	proc_info_out[error]=$proc_error
@@ -130,6 +218,10 @@ proc::inspect_process() {
 	if [[ -n $proc_mapped ]]; then
 		proc::background_thread "$proc_pid" proc_bg
 		proc_info_out[bg]=$proc_bg
+		proc::read_metrics "$3" "$proc_pid" proc_metrics "$4"
+		for proc_key in "${!proc_metrics[@]}"; do
+			proc_info_out[$proc_key]=${proc_metrics[$proc_key]}
+		done
 	fi
 	if { mapfile -t proc_lines <"/proc/$proc_pid/status"; } 2>/dev/null; then
 		for proc_line in "${proc_lines[@]}"; do

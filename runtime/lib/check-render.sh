@@ -26,9 +26,11 @@
 #                    default_malloc_conf); after_fork_value its value
 #                    without surrounding spaces
 # The processes (an associative array) have the key count, and for each
-# process N from 0 the keys N,pid N,comm N,mapped N,rss (kB) N,error and
-# N,bg (as proc::inspect_process has them): one value per key, as a name or
-# a path may hold any byte but NUL, so no separator could be told from data.
+# process N from 0 the keys N,pid N,comm N,mapped N,rss (kB) N,error N,bg
+# and N,NAME for each figure NAME of PROC_METRICS_NEEDED and
+# PROC_METRICS_OPTIONAL (empty when unknown: as proc::inspect_process has
+# them): one value per key, as a name or a path may hold any byte but NUL, so
+# no separator could be told from data.
 #
 # What is printed is made safe here, whatever bytes the values hold: JSON
 # escapes and replaces what is not UTF-8 (render::json_string), text replaces
@@ -230,6 +232,27 @@ render::json_bg() {
 	esac
 }
 
+# Usage: render::json_memory PROCESSES_ASSOC N RESULT_VAR
+# Sets RESULT_VAR to what process N's figures say about its memory
+# (render::memory) as a JSON object, or null when it publishes none.
+render::json_memory() {
+	local -n render_json_memory=$3
+	local -A render_facts=()
+	local render_advice
+	render::memory "$1" "$2" render_facts
+	if [[ -z ${render_facts[verdict]:-} ]]; then
+		render_json_memory=null
+		return 0
+	fi
+	render::json_string "${render_facts[advice]}" render_advice
+	render_json_memory="{\"verdict\":\"${render_facts[verdict]}\",\"live_bytes\":${render_facts[live]}"
+	render_json_memory+=",\"overhead_bytes\":${render_facts[overhead]},\"growth_bytes\":${render_facts[growth]}"
+	render_json_memory+=",\"live_growth_bytes\":${render_facts[live_growth]},\"since_seconds\":${render_facts[since]}"
+	render_json_memory+=",\"samples\":${render_facts[samples]},\"interval_seconds\":${render_facts[interval]}"
+	render_json_memory+=",\"dirty_bytes\":${render_facts[dirty]:-null},\"retained_bytes\":${render_facts[retained]:-null}"
+	render_json_memory+=",\"advice\":$render_advice}"
+}
+
 # Usage: render::json ANSWER_ASSOC PROCESSES_ASSOC BUILD_ASSOC BUILD_KEYS_ARRAY
 # Prints the answer as one JSON object: ANSWER and PROCESSES (see the top of
 # this file), and the build-info pairs BUILD in BUILD_KEYS order.
@@ -290,6 +313,10 @@ render::json() {
 		render::json_bg "${render_rows["$i,bg"]}" json
 		out+=",\"background_thread\":$json"
 		out+=",\"rss_kb\":${render_rows["$i,rss"]:-null}"
+		out+=",\"allocated_bytes\":${render_rows["$i,allocated"]:-null}"
+		out+=",\"resident_bytes\":${render_rows["$i,resident"]:-null}"
+		render::json_memory "$2" "$i" json
+		out+=",\"memory\":$json"
 		render::json_optional "${render_rows["$i,error"]}" json
 		out+=",\"error\":$json}"
 		sep=,
@@ -417,6 +444,132 @@ render::megabytes() {
 	fi
 }
 
+# Usage: render::bytes BYTES RESULT_VAR
+# Sets RESULT_VAR to BYTES as render::megabytes shows kB: "12.3 MB", or "-"
+# when BYTES is empty.
+render::bytes() {
+	if [[ -n $1 ]]; then
+		render::megabytes "$(($1 / 1024))" "$2"
+	else
+		render::megabytes '' "$2"
+	fi
+}
+
+# Usage: render::change WHAT BYTES RESULT_VAR
+# Sets RESULT_VAR to "WHAT grew 12.3 MB", or "WHAT shrank 1.0 MB" when BYTES
+# is negative.
+render::change() {
+	local -n render_change=$3
+	local size
+	if (($2 < 0)); then
+		render::bytes "$((-$2))" size
+		render_change="$1 shrank $size"
+	else
+		render::bytes "$2" size
+		render_change="$1 grew $size"
+	fi
+}
+
+# Usage: render::duration SECONDS RESULT_VAR
+# Sets RESULT_VAR to SECONDS for people: "45 s", "35 min", "5 h 12 min", "3 d 4 h".
+render::duration() {
+	local seconds=$1
+	local -n render_duration=$2
+	if ((seconds < 120)); then
+		render_duration="$seconds s"
+	elif ((seconds < 7200)); then
+		render_duration="$((seconds / 60)) min"
+	elif ((seconds < 172800)); then
+		render_duration="$((seconds / 3600)) h $((seconds % 3600 / 60)) min"
+	else
+		render_duration="$((seconds / 86400)) d $((seconds % 86400 / 3600)) h"
+	fi
+}
+
+# Usage: render::memory PROCESSES_ASSOC N RESULT_ASSOC
+# Sets RESULT_ASSOC to what process N's figures (see the top of this file)
+# say about its memory, leak or bloat, or empties it when it publishes none:
+# live (bytes allocated: the app's data), overhead (resident beyond them:
+# pages jemalloc keeps after the app freed them, fragmentation, its
+# metadata), growth and live_growth (of resident and of live since the
+# baseline, the process's start or fork; negative when they shrank), since
+# (seconds from the baseline to the latest sample), samples, interval, dirty
+# and retained (empty when unknown), advice (one sentence), and verdict:
+#   steady     resident grew less than 8 MiB or a tenth of its baseline: noise
+#   live data  the app's data makes at least half of the growth: a leak or a
+#              bigger working set, which only the app can give back
+#   overhead   jemalloc's keeping makes most of it: its settings give it back
+render::memory() {
+	local -n render_figures=$1 render_memory=$3
+	local i=$2 allocated resident first_resident growth live_growth overhead since threshold verdict advice dirty
+	render_memory=()
+	allocated=${render_figures["$i,allocated"]}
+	resident=${render_figures["$i,resident"]}
+	if [[ -z $allocated || -z $resident ]]; then
+		return 0
+	fi
+	first_resident=${render_figures["$i,first_resident"]}
+	growth=$((resident - first_resident))
+	live_growth=$((allocated - ${render_figures["$i,first_allocated"]}))
+	# Never negative, whatever a file says: resident below allocated (which
+	# jemalloc's own counts do not give), a realtime clock set back to before
+	# the baseline.
+	overhead=$((resident > allocated ? resident - allocated : 0))
+	since=$((${render_figures["$i,at"]} - ${render_figures["$i,first_at"]}))
+	if ((since < 0)); then since=0; fi
+	threshold=$((first_resident / 10 > 8388608 ? first_resident / 10 : 8388608))
+	if ((growth < threshold)); then
+		verdict=steady
+		advice="Nothing to change: resident has not grown much since the process started."
+	elif ((2 * live_growth >= growth)); then
+		verdict="live data"
+		advice="The app holds more memory (a leak or a bigger working set), which no allocator setting gives back: profile the heap (JEMALLOC_PROFILING=true, then jeprof)."
+	else
+		verdict=overhead
+		dirty=${render_figures["$i,dirty"]}
+		# Dirty pages are freed memory that a shorter decay returns; an
+		# overhead that is mostly not dirty is pages each still holding a few
+		# live objects, which no decay setting returns. No full stop after a
+		# setting: it would end up in what is pasted.
+		if [[ -n $dirty ]] && ((2 * dirty < overhead)); then
+			render::bytes "$dirty" dirty
+			advice="jemalloc's pages are fragmented: most of them hold a few live objects each (only $dirty dirty pages to return), so a decay setting will not help; long-lived objects allocated among short-lived ones do this, and restarting the worker, or keeping fewer of them, gives it back."
+		else
+			if [[ -n $dirty ]]; then render::bytes "$dirty" dirty; fi
+			advice="jemalloc holds memory the app has freed${dirty:+ (dirty pages $dirty)}: return it sooner with heroku config:set MALLOC_CONF=dirty_decay_ms:250,muzzy_decay_ms:0"
+		fi
+	fi
+	render_memory=([verdict]=$verdict [advice]=$advice [live]=$allocated [overhead]=$overhead [growth]=$growth
+		[live_growth]=$live_growth [since]=$since [samples]=${render_figures["$i,samples"]}
+		[interval]=${render_figures["$i,interval"]} [dirty]=${render_figures["$i,dirty"]}
+		[retained]=${render_figures["$i,retained"]})
+}
+
+# Usage: render::memory_line PROCESSES_ASSOC N
+# Prints process N's memory line, for people (render::memory), if it has figures.
+render::memory_line() {
+	local -n render_process=$1
+	local i=$2 name resident live overhead since grew live_grew line
+	local -A render_facts=()
+	render::memory "$1" "$i" render_facts
+	if [[ -z ${render_facts[verdict]:-} ]]; then
+		return 0
+	fi
+	render::printable "${render_process["$i,comm"]:--}" name
+	render::bytes "${render_process["$i,resident"]}" resident
+	render::bytes "${render_facts[live]}" live
+	render::bytes "${render_facts[overhead]}" overhead
+	render::duration "${render_facts[since]}" since
+	render::change resident "${render_facts[growth]}" grew
+	render::change "live data" "${render_facts[live_growth]}" live_grew
+	line="memory ${render_process["$i,pid"]} ($name): resident $resident = $live live data + $overhead jemalloc overhead;"
+	line+=" in $since since it started, $grew and $live_grew; verdict: ${render_facts[verdict]}."
+	if [[ ${render_facts[verdict]} != steady ]]; then
+		line+=" ${render_facts[advice]}"
+	fi
+	printf '%s\n' "$line"
+}
+
 # Usage: render::table CELLS_ASSOC ROWS COLUMNS
 # Prints the cells of CELLS (keys ROW,COLUMN, from 0,0) as ROWS lines of
 # COLUMNS aligned columns, the last one not padded.
@@ -443,12 +596,14 @@ render::table() {
 }
 
 # Usage: render::processes ANSWER_ASSOC PROCESSES_ASSOC
-# Prints the answer about processes, for people: a headline and a table of
-# PROCESSES (see the top of this file), one line each.
+# Prints the answer about processes, for people: a headline, a table of
+# PROCESSES (see the top of this file), one line each, then a memory line for
+# each process that publishes figures (render::memory_line), or one that says
+# how to get them when processes have jemalloc but none publishes any.
 render::processes() {
 	local -n render_answer=$1 render_rows=$2
-	local i row count=${render_rows[count]:-0} column mapped text
-	local -a header=(PID JEMALLOC "BG THREAD" RSS COMMAND MAPPED)
+	local i row count=${render_rows[count]:-0} column mapped text with=0 figures=0
+	local -a header=(PID JEMALLOC "BG THREAD" RSS LIVE RESIDENT COMMAND MAPPED)
 	local -A cells=()
 	render::printable "jemalloc is ${render_answer[reason]}" text
 	printf '%s\n' "$text"
@@ -463,15 +618,29 @@ render::processes() {
 		mapped=${render_rows["$i,mapped"]}
 		cells["$row,0"]=${render_rows["$i,pid"]}
 		cells["$row,1"]=no
-		if [[ -n $mapped ]]; then cells["$row,1"]=yes; fi
+		if [[ -n $mapped ]]; then
+			cells["$row,1"]=yes
+			with=$((with + 1))
+		fi
+		if [[ -n ${render_rows["$i,allocated"]} ]]; then figures=$((figures + 1)); fi
 		cells["$row,2"]=${render_rows["$i,bg"]:--}
 		render::megabytes "${render_rows["$i,rss"]}" text
 		cells["$row,3"]=$text
-		render::printable "${render_rows["$i,comm"]:--}" text
+		render::bytes "${render_rows["$i,allocated"]}" text
 		cells["$row,4"]=$text
+		render::bytes "${render_rows["$i,resident"]}" text
+		cells["$row,5"]=$text
+		render::printable "${render_rows["$i,comm"]:--}" text
+		cells["$row,6"]=$text
 		if [[ -n ${render_rows["$i,error"]} ]]; then mapped="(${render_rows["$i,error"]})"; fi
 		render::printable "${mapped:--}" text
-		cells["$row,5"]=$text
+		cells["$row,7"]=$text
 	done
 	render::table cells "$((count + 1))" "${#header[@]}"
+	for ((i = 0; i < count; i++)); do
+		render::memory_line "$2" "$i"
+	done
+	if ((with > 0 && figures == 0)); then
+		printf '%s\n' "memory: no figures (set JEMALLOC_METRICS=true and restart the dyno; a process publishes them after one interval, 60 s by default)"
+	fi
 }

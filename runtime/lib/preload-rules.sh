@@ -54,6 +54,36 @@ __jemalloc_rules_read_fork_helper() {
 	fi
 }
 
+# Usage: __jemalloc_rules_read_metrics VALUE
+# Reads VALUE as JEMALLOC_METRICS (spaces and case ignored): sets
+# __jemalloc_rules_metrics to off (unset, empty, false/0/no/off), the interval
+# in seconds (true/yes/on: 60; a whole number from 1 to 3600: that number,
+# leading zeros allowed) or invalid (anything else: off too, but worth a
+# warning), and __jemalloc_rules_value. src/metrics.c reads the variable the
+# same way.
+__jemalloc_rules_read_metrics() {
+	__jemalloc_rules_read_enabled "${1:-}"
+	__jemalloc_rules_metrics=invalid
+	case $__jemalloc_rules_value in
+		'' | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff]) __jemalloc_rules_metrics=off ;;
+		[Tt][Rr][Uu][Ee] | [Yy][Ee][Ss] | [Oo][Nn]) __jemalloc_rules_metrics=60 ;;
+		*[!0-9]*) ;;
+		*)
+			# Digits only: drop leading zeros, then at most four digits, 1 to 3600.
+			__jemalloc_rules_item=${__jemalloc_rules_value#"${__jemalloc_rules_value%%[!0]*}"}
+			case $__jemalloc_rules_item in
+				'') __jemalloc_rules_metrics=off ;;
+				? | ?? | ??? | ????)
+					if [ "$__jemalloc_rules_item" -le 3600 ]; then
+						__jemalloc_rules_metrics=$__jemalloc_rules_item
+					fi
+					;;
+				*) ;;
+			esac
+			;;
+	esac
+}
+
 # Usage: __jemalloc_rules_read_type DYNO
 # Sets __jemalloc_rules_type to the process type in DYNO: "web.1" -> "web",
 # "run.1234" -> "run"; on Heroku Fir DYNO is "web-12a34b56d-e78f9" (the type,
@@ -191,6 +221,11 @@ __jemalloc_rules_apply() {
 				printf " !     jemalloc: JEMALLOC_BACKGROUND_THREAD_AFTER_FORK='%s' is not understood (use true or false); forked children get the background thread back, as by default\n" \
 					"${JEMALLOC_BACKGROUND_THREAD_AFTER_FORK:-}" >&2 || :
 			fi
+			__jemalloc_rules_read_metrics "${JEMALLOC_METRICS:-}"
+			if [ "$__jemalloc_rules_metrics" = invalid ]; then
+				printf " !     jemalloc: JEMALLOC_METRICS='%s' is not understood (use true, false or a number of seconds from 1 to 3600); no allocator figures are logged\n" \
+					"${JEMALLOC_METRICS:-}" >&2 || :
+			fi
 		fi
 	fi
 }
@@ -214,8 +249,10 @@ __jemalloc_rules_forget() {
 	unset -v __jemalloc_rules_slug_prefix __jemalloc_rules_value __jemalloc_rules_enabled __jemalloc_rules_type \
 		__jemalloc_rules_types __jemalloc_rules_listed __jemalloc_rules_rest \
 		__jemalloc_rules_item __jemalloc_rules_on __jemalloc_rules_preload \
-		__jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has __jemalloc_rules_fork_helper
-	unset -f __jemalloc_rules_read_enabled __jemalloc_rules_read_fork_helper __jemalloc_rules_read_type \
+		__jemalloc_rules_keep __jemalloc_rules_dir __jemalloc_rules_has __jemalloc_rules_fork_helper \
+		__jemalloc_rules_metrics
+	unset -f __jemalloc_rules_read_enabled __jemalloc_rules_read_fork_helper __jemalloc_rules_read_metrics \
+		__jemalloc_rules_read_type \
 		__jemalloc_rules_match_types __jemalloc_rules_decide \
 		__jemalloc_rules_build_preload __jemalloc_rules_find_library \
 		__jemalloc_rules_apply __jemalloc_rules_arena_max __jemalloc_rules_forget

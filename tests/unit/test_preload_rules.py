@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import REPO
-from rules_cases import CASES, ENABLED, Case, fill
+from rules_cases import CASES, ENABLED, METRICS_VALUES, Case, fill
 
 SHELLS = ["bash", "dash"]
 PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -191,7 +191,19 @@ def test_the_cases_cover_every_rule():
     assert any(case.env.get("DYNO", "").count("-") >= 2 for case in CASES), "no Heroku Fir DYNO"
     assert any("DYNO" not in case.env for case in CASES), "no unset DYNO"
     assert {case.after_fork for case in CASES} == {"on", "off", "invalid"}
-    assert {case.warning for case in CASES} == {None, "JEMALLOC_ENABLED", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK"}
+    assert {case.warning for case in CASES} == {None, "JEMALLOC_ENABLED", "JEMALLOC_BACKGROUND_THREAD_AFTER_FORK",
+                                                "JEMALLOC_METRICS"}
+
+
+@pytest.mark.parametrize("value,expected", METRICS_VALUES, ids=[f"{value!r}" for value, _ in METRICS_VALUES])
+def test_the_rules_read_jemalloc_metrics_as_off_an_interval_or_invalid(shell, value, expected):
+    script = f""". "{RULES}"
+__jemalloc_rules_read_metrics "${{JEMALLOC_METRICS:-}}"
+printf '%s' "$__jemalloc_rules_metrics"
+"""
+    env = {"PATH": PATH, **({} if value is None else {"JEMALLOC_METRICS": value})}
+    result = subprocess.run([shell, "-euc", script], env=env, capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, expected, "")
 
 
 # The shim's own contract, in both shells.
