@@ -22,6 +22,7 @@ from harness.lifecycle import BUILDPACK_ID, PROCFILE_BUILDPACK
 from harness.paths import DEFAULT_VERSION, JEMALLOC_FIXTURES, REPO
 from harness.stacks import ARM64_STAND_IN
 from test_background_thread import FORKING_COMMAND, SETTLE_SECONDS, has_background_thread
+from test_cnb import assert_metrics_from_every_process
 
 
 def page_size_flag(version: str, arch: str) -> str:
@@ -172,6 +173,13 @@ def test_a_forked_child_gets_the_background_thread(arm64_app):
     (child,) = [listed for listed in process.children(main) if listed.name == "bash"]
     assert has_background_thread(process, main.pid) is True
     assert has_background_thread(process, child.pid) is True
+
+
+def test_metrics_come_from_the_web_process_and_its_child(arm64_app):
+    app, build = arm64_app
+    process = app.launch(build, "web", {**ENABLED, "JEMALLOC_METRICS": "1"})
+    process.wait_for_output("ready", timeout=EMULATED_START_TIMEOUT)
+    assert_metrics_from_every_process(process, seconds=6)
 
 
 def test_a_one_off_says_jemalloc_is_on(arm64_app):

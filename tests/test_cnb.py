@@ -9,6 +9,7 @@ What a process runs on is read from the kernel (/proc/PID/maps) and from jemallo
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 
 import pytest
@@ -296,6 +297,30 @@ def test_the_exec_d_output_is_a_toml_table_of_strings(enabled_web):
     assert tomllib.loads(output) == {"LD_PRELOAD": f'{LIBRARY}:/opt/a"b\\c.so', "MALLOC_ARENA_MAX": "2"}
     disabled = enabled_web.exec(f"env -u JEMALLOC_ENABLED {LAYER}/exec.d/jemalloc 3>&1; echo \"status=$?\"")
     assert disabled.stdout == "status=0\n" and disabled.stderr == ""
+
+
+def assert_metrics_from_every_process(process, seconds: float = 3) -> None:
+    """JEMALLOC_METRICS=1 in a launched container: after a few intervals, the web process and its
+    child have each logged figures with Fir's DYNO as source, and jemalloc-check --all (as
+    `heroku run:inside` runs it) shows their live and resident bytes."""
+    time.sleep(seconds)
+    main, child = process.probe_processes()
+    stderr = process.logs()[1]
+    dyno = process.environ(main)["DYNO"]
+    for listed in (main, child):
+        pattern = rf"^jemalloc source={re.escape(dyno)} pid={listed.pid} comm={re.escape(listed.name)} sample#jemalloc\.allocated=\d+\.\d\dMB .*sample#jemalloc\.resident=\d+\.\d\dMB"
+        assert re.search(pattern, stderr, re.MULTILINE), (listed, stderr)
+    rows = {row["pid"]: row for row in process.check("--all")["processes"]}
+    for listed in (main, child):
+        row = rows[listed.pid]
+        assert row["allocated_bytes"] and row["resident_bytes"] >= row["allocated_bytes"], row
+        assert row["memory"]["verdict"] in ("steady", "live data", "overhead"), row
+
+
+def test_metrics_come_from_the_web_process_and_its_child(cnb_app, cnb_build):
+    process = cnb_app.launch(cnb_build, "web", {**ENABLED, "JEMALLOC_METRICS": "1"})
+    process.wait_for_output("ready")
+    assert_metrics_from_every_process(process)
 
 
 # --- jemalloc-check, jemalloc.sh and jemalloc-config in a CNB container -------------------

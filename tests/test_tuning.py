@@ -70,6 +70,11 @@ def test_tuning_none_builds_with_jemallocs_own_defaults(app, source_config):
     # No fork helper either, and jemalloc-check says so rather than "on".
     answer = app.check(build, config={"JEMALLOC_ENABLED": "true"})
     assert answer["settings"]["background_thread_after_fork"] == "absent", answer
+    # JEMALLOC_METRICS does not depend on the tuning: its figures come from this build too.
+    result = app.run(build, "sleep 1.6", {"JEMALLOC_ENABLED": "true", "JEMALLOC_METRICS": "1"})
+    assert result.returncode == 0, result.output
+    assert re.search(r"^jemalloc source=run\.1 pid=\d+ comm=sleep sample#jemalloc\.allocated=", result.stderr,
+                     re.MULTILINE), result.stderr
 
 
 def test_a_bad_tuning_value_fails_the_build(app, source_config):

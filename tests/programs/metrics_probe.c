@@ -10,6 +10,7 @@
  *   fork MB SECONDS      holds 20 MB, forks a child that holds MB more; both print "ready"
  *   threads SECONDS      lists its threads' names (comm) on one line, then lives on
  */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
