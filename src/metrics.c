@@ -7,13 +7,14 @@
  * no thread, no file, no mallctl, no fork handler. On (true/yes/on: every 60 s; a whole number
  * from 1 to 3600: that many seconds; spaces and case ignored, as runtime/lib/preload-rules.sh
  * reads it, which also warns about other values), a thread of the process, named
- * jemalloc_stats, takes a baseline at once and then, at every interval:
+ * jemalloc_stats, at every interval:
  *   - reads jemalloc's statistics (stats.allocated, active, resident, retained, metadata, and
  *     the dirty pages of all arenas) through mallctl;
  *   - writes one line to stderr, in the sample# style of Heroku's log-runtime-metrics, e.g.
  *     jemalloc source=web.1 pid=7 comm=puma sample#jemalloc.allocated=84.20MB ...
  *   - replaces /tmp/jemalloc-metrics/<pid>, which jemalloc-check reads (the format is in
- *     runtime/lib/check-proc.sh, proc::read_metrics): the baseline and the latest sample.
+ *     runtime/lib/check-proc.sh, proc::read_metrics): the first sample (the baseline, taken
+ *     after the process has booted for one interval) and the latest.
  * A process that execs or exits within its first interval writes nothing.
  *
  * Nothing here may stop or slow the app:
@@ -26,7 +27,7 @@
  *   - stderr is written only while it is the file it was when the thread started: an app that
  *     closed fd 2 and got another file under that number does not get log lines in it.
  * Forked children (puma workers, Celery's prefork pool) get a thread of their own in the fork
- * handler, with a baseline at the fork: their figures are their own.
+ * handler, with a baseline one interval after the fork: their figures are their own.
  */
 
 #define _GNU_SOURCE /* pthread_setname_np */
@@ -394,27 +395,31 @@ unpublish(void)
 static void *
 sample_every_interval(void *unused)
 {
-	struct sample first, last;
+	struct sample first = {0}, last;
 	struct timespec next;
-	time_t first_at;
-	uint64_t samples = 0, peak_resident;
+	time_t first_at = 0;
+	uint64_t samples = 0, peak_resident = 0;
 
 	(void)unused;
 	unpublish();
-	if (!take_sample(&first)) {
-		return NULL;
-	}
-	first_at = time(NULL);
-	peak_resident = first.resident;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
 		next.tv_sec += interval_seconds;
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
 		}
 		if (!take_sample(&last)) {
+			if (samples == 0) {
+				return NULL; /* a build without statistics */
+			}
 			continue;
 		}
-		samples++;
+		/* The baseline is the first sample, one interval after the start (or the fork), so
+		 * that what a process allocates as it boots is not counted as growth. */
+		if (samples++ == 0) {
+			first = last;
+			first_at = time(NULL);
+			peak_resident = first.resident;
+		}
 		if (last.resident > peak_resident) {
 			peak_resident = last.resident;
 		}

@@ -70,6 +70,32 @@ def test_each_app_ran_under_each_config_with_every_figure(soak, app, config):
 
 
 @pytest.mark.parametrize("app", APPS)
+def test_jemalloc_splits_each_dyno_into_live_data_and_overhead_and_glibc_has_no_split(soak, app):
+    result, _, _, _ = soak
+    jemalloc = run_of(result, app, "jemalloc").figures
+    assert jemalloc.allocator_series, "no process of the jemalloc dyno published figures"
+    assert all(0 < allocated <= resident for _, allocated, resident in jemalloc.allocator_series)
+    assert 0 < jemalloc.steady_allocated and jemalloc.steady_overhead >= 0
+    assert jemalloc.resident_per_live == pytest.approx(
+        (jemalloc.steady_allocated + jemalloc.steady_overhead) / jemalloc.steady_allocated)
+    for process in jemalloc.processes:
+        if process.worker:
+            assert process.allocated and process.resident >= process.allocated, process
+    # What a user sees: a sample# line of every worker, and jemalloc-check's verdict for each.
+    workers = {process.pid for process in jemalloc.processes if process.worker}
+    assert len(jemalloc.metrics_lines) >= len(workers), jemalloc.metrics_lines
+    assert all(" sample#jemalloc.allocated=" in line and " sample#jemalloc.resident=" in line
+               for line in jemalloc.metrics_lines)
+    assert len(jemalloc.check_lines) >= len(workers), jemalloc.check_lines
+    assert all("; verdict: " in line for line in jemalloc.check_lines), jemalloc.check_lines
+    glibc = run_of(result, app, "glibc").figures
+    assert (glibc.allocator_series, glibc.steady_allocated, glibc.metrics_lines) == ([], None, [])
+    summary = result.summary[app]
+    assert summary["jemalloc"].figures["resident_per_live"].median >= 1
+    assert summary["glibc"].figures["resident_per_live"] is None
+
+
+@pytest.mark.parametrize("app", APPS)
 def test_every_process_ran_on_the_configured_allocator(soak, app):
     result, _, _, _ = soak
     for config, expected in (("glibc", []), ("jemalloc", [LIBRARY])):

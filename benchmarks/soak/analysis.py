@@ -82,6 +82,13 @@ def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds
                      for sample in samples), default=0)
     fit = math.floor((quota - base_peak) / worker_peak) if worker_peak else 0
 
+    allocator_series = [(round(sample.time - started, 1), sample.allocated, sample.resident)
+                        for sample in samples if sample.allocated is not None]
+    steady_split = [(allocated, resident) for t, allocated, resident in allocator_series
+                    if load_seconds / 2 <= t <= load_ended - started]
+    steady_allocated = statistics.fmean(a for a, _ in steady_split) if steady_split else None
+    steady_resident = statistics.fmean(r for _, r in steady_split) if steady_split else None
+
     return RunFigures(
         series=series,
         start_pss=samples[0].pss,
@@ -105,9 +112,14 @@ def run_figures(sampler: DynoSampler, events: dict, quota_mib: int, load_seconds
         processes=[
             ProcessFigures(record.pid, record.ppid, record.comm, record.cmdline[:200], record.mapped,
                            record.background_thread, record.peak_pss, record.peak_rss,
-                           worker=record in worker_records, cpu_ms_while_sampled=record.cpu_ms - record.first_cpu_ms)
+                           worker=record in worker_records, cpu_ms_while_sampled=record.cpu_ms - record.first_cpu_ms,
+                           allocated=record.allocated, resident=record.resident)
             for record in sorted(worker_records + other_records, key=lambda record: record.pid)
         ],
+        allocator_series=allocator_series,
+        steady_allocated=steady_allocated,
+        steady_overhead=steady_resident - steady_allocated if steady_split else None,
+        resident_per_live=steady_resident / steady_allocated if steady_allocated else None,
     )
 
 
@@ -121,6 +133,10 @@ FIGURES = [
     ("workers_fit", "workers/dyno", 1, 0),
     ("jobs_done", "jobs", 1, 0),
     ("cpu_ms_per_job", "CPU ms/job", 1, 1),
+    # jemalloc's own figures (JEMALLOC_METRICS), over the second half of the load.
+    ("steady_allocated", "live MiB", MIB, 0),
+    ("steady_overhead", "overhead MiB", MIB, 0),
+    ("resident_per_live", "resident/live", 1, 2),
 ]
 RATIOS = ["steady_pss", "peak_pss", "after_idle_pss", "cpu_ms_per_job"]
 

@@ -44,7 +44,7 @@ def details(per_config: dict[str, ConfigFigures], render: Render) -> str:
         rows.append([
             name,
             *(cell(figures.checkpoints.get(minute), MIB) for minute in minutes),
-            *(cell(figures.figures[key], divisor, decimals) for key, _, divisor, decimals in FIGURES),
+            *(cell(figures.figures.get(key), divisor, decimals) for key, _, divisor, decimals in FIGURES),
         ])
     return render(headings, rows)
 
@@ -94,7 +94,23 @@ def markdown(result: SoakResult, chart_name: str | None = None) -> str:
     for app, per_config in _apps(result):
         lines += [f"**{app}**", "", details(per_config, markdown_table), ""]
     lines += ["</details>"]
+    seen = user_lines(result)
+    if seen:
+        lines += ["", "<details><summary>What a user sees with JEMALLOC_METRICS: each process's last sample# line "
+                  "and jemalloc-check --all's memory lines, at the end of the first round</summary>", ""]
+        for heading, text in seen:
+            lines += [f"**{heading}**", "", "```", *text, "```", ""]
+        lines += ["</details>"]
     return "\n".join(lines) + "\n"
+
+
+def user_lines(result: SoakResult) -> list[tuple[str, list[str]]]:
+    """Per app and jemalloc config of round 0: the sample# lines and jemalloc-check's memory lines."""
+    seen = []
+    for run in result.runs:
+        if run.round == 0 and not run.killed and (run.figures.metrics_lines or run.figures.check_lines):
+            seen.append((f"{run.app} / {run.config}", run.figures.metrics_lines + run.figures.check_lines))
+    return seen
 
 
 def chart(result: SoakResult, path: Path) -> bool:

@@ -27,6 +27,9 @@ class ProcessFigures:
     peak_rss: int
     worker: bool
     cpu_ms_while_sampled: int
+    # jemalloc's figures at its last sample (JEMALLOC_METRICS): live data and resident bytes.
+    allocated: int | None = None
+    resident: int | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> ProcessFigures:
@@ -59,6 +62,19 @@ class RunFigures:
     base_peak_pss: int
     workers_fit: int
     processes: list[ProcessFigures]
+    # jemalloc's own split of the dyno's memory (JEMALLOC_METRICS, summed over its processes):
+    # (seconds since the load started, allocated bytes, resident bytes), a sample a second, and
+    # over the second half of the load: live data, overhead (resident - allocated) and
+    # resident/allocated, the distance to what an ideal allocator would hold. None without
+    # jemalloc, and in results written before it was measured.
+    allocator_series: list[tuple[float, int, int]] = field(default_factory=list)
+    steady_allocated: float | None = None
+    steady_overhead: float | None = None
+    resident_per_live: float | None = None
+    # The sample# lines of the dyno's last seconds (one per process) and jemalloc-check's
+    # memory lines at the end of the run, as a user would see them.
+    metrics_lines: list[str] = field(default_factory=list)
+    check_lines: list[str] = field(default_factory=list)
 
     def figure(self, name: str):
         return getattr(self, name)
@@ -69,7 +85,7 @@ class RunFigures:
     @classmethod
     def from_json(cls, data: dict) -> RunFigures:
         names = cls.__dataclass_fields__
-        return cls(**{name: data[name] for name in names if name != "processes"},
+        return cls(**{name: data[name] for name in names if name != "processes" and name in data},
                    processes=[ProcessFigures.from_json(process) for process in data["processes"]])
 
 

@@ -10,6 +10,7 @@ gets the same work at the same pace, in the same conditions as the others.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,8 @@ from .sampler import DynoSampler
 LOAD = REPO / "benchmarks" / "load"
 LOAD_MOUNT = "/bench"
 SAMPLE_SECONDS = 1.0
+# jemalloc-check in the slug, run in a dyno at the end of its run.
+CHECK = "/app/vendor/jemalloc/bin/jemalloc-check"
 
 
 class RunError(BenchmarkError):
@@ -77,7 +80,10 @@ def start_slot(slot: Slot, app: App, slug: Path, image: str, quota_mib: int, wor
         if time.monotonic() > deadline:
             raise RunError(f"{slot.app.name}/{slot.config.name}: Redis did not answer within 60 s")
         time.sleep(0.2)
-    env = {"REDIS_URL": REDIS_URL, "JEMALLOC_BENCHMARK_CONFIG": slot.config.name, **slot.config.env}
+    # JEMALLOC_METRICS every second, for the sampler (it reads each process's published figures)
+    # and for the lines a user would see; glibc dynos load no jemalloc and so ignore it.
+    env = {"REDIS_URL": REDIS_URL, "JEMALLOC_BENCHMARK_CONFIG": slot.config.name, "JEMALLOC_METRICS": "1",
+           **slot.config.env}
     if slot.app.web:
         env["PORT"] = str(WEB_PORT)
     limit = f"{2 * quota_mib}m"
@@ -184,8 +190,22 @@ def _result(slot: Slot, size, quota_mib: int, round_number: int) -> SoakRun:
     if "<jemalloc>" in logs:
         raise RunError(f"{label}: jemalloc complained:\n{logs[-2000:]}")
     figures = run_figures(slot.sampler, slot.events, quota_mib, size.load_seconds)
+    if slot.config.jemalloc:
+        figures.metrics_lines, figures.check_lines = _what_a_user_sees(slot.dyno, logs)
     return SoakRun(slot.app.name, slot.config.name, round_number, figures,
                    failures=slot.events["summary"].get("failures", 0))
+
+
+def _what_a_user_sees(dyno: str, logs: str) -> tuple[list[str], list[str]]:
+    """The dyno's last sample# line of each process, and jemalloc-check --all's memory lines,
+    run in the dyno at the end of its run as `heroku ps:exec` would."""
+    last = {}
+    for line in logs.splitlines():
+        match = re.match(r"jemalloc source=\S+ pid=(\d+) ", line)
+        if match:
+            last[match[1]] = line
+    check = docker("exec", dyno, CHECK, "--all", check=False, timeout=60).stdout
+    return list(last.values()), [line for line in check.splitlines() if line.startswith("memory")]
 
 
 def source_app(stack_images: StackImages) -> tuple[App, Path]:

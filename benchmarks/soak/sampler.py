@@ -20,6 +20,11 @@ BACKGROUND_THREAD = "jemalloc_bg_thd"
 # How often (in samples) the threads of each process are listed again.
 THREADS_EVERY = 10
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+# Where a process on the buildpack's jemalloc publishes its allocator figures with
+# JEMALLOC_METRICS on (src/metrics.c), named by its PID inside the dyno.
+METRICS_DIRECTORY = "/tmp/jemalloc-metrics"
+# A file whose latest sample is older than this is no running process's (the dynos sample at 1 s).
+METRICS_MAX_AGE_SECONDS = 10
 
 
 @dataclass
@@ -43,6 +48,10 @@ class ProcessRecord:
     # in between was idle (say a pool child that no task reached).
     first_cpu_ms: int = 0
     cpu_ms: int = 0
+    # jemalloc's own figures at the last sample (allocated: live data; resident: what it holds in
+    # RAM), None for a process that publishes none (glibc, or JEMALLOC_METRICS off).
+    allocated: int | None = None
+    resident: int | None = None
 
 
 @dataclass
@@ -53,6 +62,9 @@ class Sample:
     cpu_ns: int
     # PSS per PID.
     processes: dict[int, int] = field(default_factory=dict)
+    # jemalloc's figures summed over the processes that publish them; None when none does.
+    allocated: int | None = None
+    resident: int | None = None
 
 
 def _read(path: str) -> str | None:
@@ -75,6 +87,27 @@ def _cpu_ms(stat: str | None) -> int | None:
         return None
     fields = _stat_fields(stat)
     return (int(fields[11]) + int(fields[12])) * 1000 // CLOCK_TICKS_PER_SECOND
+
+
+def allocator_figures(pid: int, now: float) -> tuple[int, int] | None:
+    """(allocated, resident) that host process PID published last (src/metrics.c's file, read
+    through the process's own root, under its PID inside the dyno), or None."""
+    namespace_pid = None
+    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("NSpid:"):
+            namespace_pid = line.split()[-1]
+    if namespace_pid is None:
+        return None
+    text = _read(f"/proc/{pid}/root{METRICS_DIRECTORY}/{namespace_pid}")
+    if text is None:
+        return None
+    figures = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    try:
+        if figures["pid"] != namespace_pid or now - int(figures["at"]) > METRICS_MAX_AGE_SECONDS:
+            return None
+        return int(figures["allocated"]), int(figures["resident"])
+    except (KeyError, ValueError):
+        return None
 
 
 def cgroup_dir(controller: str, pid: int) -> str:
@@ -107,6 +140,7 @@ class DynoSampler:
         now = time.time()
         cpu = _read(f"{self.cpu_cgroup}/cpuacct.usage")
         pss_total = rss_total = 0
+        allocated_total = resident_total = None
         per_process = {}
         self._count += 1
         for pid in self.pids():
@@ -137,9 +171,14 @@ class DynoSampler:
             pss_total += pss
             rss_total += rss
             per_process[pid] = pss
+            figures = allocator_figures(pid, now) if record.mapped else None
+            record.allocated, record.resident = figures or (None, None)
+            if figures is not None:
+                allocated_total = (allocated_total or 0) + figures[0]
+                resident_total = (resident_total or 0) + figures[1]
         if cpu is None:
             return None
-        sample = Sample(now, pss_total, rss_total, int(cpu), per_process)
+        sample = Sample(now, pss_total, rss_total, int(cpu), per_process, allocated_total, resident_total)
         self.samples.append(sample)
         return sample
 
@@ -168,6 +207,7 @@ class DynoSampler:
             fresh.peak_pss, fresh.peak_rss, fresh.last_pss = record.peak_pss, record.peak_rss, record.last_pss
             fresh.last_seen, fresh.samples = record.last_seen, record.samples
             fresh.first_cpu_ms = record.first_cpu_ms
+            fresh.allocated, fresh.resident = record.allocated, record.resident
             record.__dict__.update(fresh.__dict__)
             self.processes[record.pid] = record
 

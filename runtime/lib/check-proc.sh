@@ -140,8 +140,8 @@ proc::start_time() {
 # NOW (epoch seconds). The file is key=value lines, values non-negative
 # decimal integers:
 #   format=1, pid, starttime (field 22 of /proc/PID/stat), interval (seconds
-#   between samples), samples (so far, 1 or more); the baseline, taken at the
-#   process's start or fork: first_at (epoch seconds), first_allocated and
+#   between samples), samples (so far, 1 or more); the baseline (the first
+#   sample, one interval after the start or fork): first_at (epoch seconds), first_allocated and
 #   first_resident; the latest sample: at, then allocated, active, resident,
 #   retained, dirty, metadata and peak_resident (bytes).
 # Unknown keys are ignored; PROC_METRICS_OPTIONAL's may be missing (unknown).

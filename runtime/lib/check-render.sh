@@ -492,13 +492,17 @@ render::duration() {
 # live (bytes allocated: the app's data), overhead (resident beyond them:
 # pages jemalloc keeps after the app freed them, fragmentation, its
 # metadata), growth and live_growth (of resident and of live since the
-# baseline, the process's start or fork; negative when they shrank), since
+# baseline, the first sample, one interval after the process's start or
+# fork; negative when they shrank), since
 # (seconds from the baseline to the latest sample), samples, interval, dirty
 # and retained (empty when unknown), advice (one sentence), and verdict:
-#   steady     resident grew less than 8 MiB or a tenth of its baseline: noise
-#   live data  the app's data makes at least half of the growth: a leak or a
-#              bigger working set, which only the app can give back
-#   overhead   jemalloc's keeping makes most of it: its settings give it back
+#   steady     resident grew less than 8 MiB or a tenth of its baseline
+#              (noise), and jemalloc's overhead is under 8 MiB or under the
+#              live data
+#   live data  it grew, and the app's data makes at least half of the growth:
+#              a leak or a bigger working set, which only the app can give back
+#   overhead   it grew mostly by jemalloc's keeping, or it holds at least as
+#              much overhead as live data (at least 8 MiB) without growing
 render::memory() {
 	local -n render_figures=$1 render_memory=$3
 	local i=$2 allocated resident first_resident growth live_growth overhead since threshold verdict advice dirty
@@ -518,10 +522,10 @@ render::memory() {
 	since=$((${render_figures["$i,at"]} - ${render_figures["$i,first_at"]}))
 	if ((since < 0)); then since=0; fi
 	threshold=$((first_resident / 10 > 8388608 ? first_resident / 10 : 8388608))
-	if ((growth < threshold)); then
+	if ((growth < threshold && (overhead < 8388608 || overhead < allocated))); then
 		verdict=steady
-		advice="Nothing to change: resident has not grown much since the process started."
-	elif ((2 * live_growth >= growth)); then
+		advice="Nothing to change: resident has not grown much since the first sample, and most of it is live data."
+	elif ((growth >= threshold && 2 * live_growth >= growth)); then
 		verdict="live data"
 		advice="The app holds more memory (a leak or a bigger working set), which no allocator setting gives back: profile the heap (JEMALLOC_PROFILING=true, then jeprof)."
 	else
@@ -563,7 +567,7 @@ render::memory_line() {
 	render::change resident "${render_facts[growth]}" grew
 	render::change "live data" "${render_facts[live_growth]}" live_grew
 	line="memory ${render_process["$i,pid"]} ($name): resident $resident = $live live data + $overhead jemalloc overhead;"
-	line+=" in $since since it started, $grew and $live_grew; verdict: ${render_facts[verdict]}."
+	line+=" in the $since since its first sample, $grew and $live_grew; verdict: ${render_facts[verdict]}."
 	if [[ ${render_facts[verdict]} != steady ]]; then
 		line+=" ${render_facts[advice]}"
 	fi

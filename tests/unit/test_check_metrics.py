@@ -243,9 +243,24 @@ def memory(entry: dict) -> dict[str, str]:
     (50 * MIB, 20 * MIB, 30 * MIB, "live data"),
 ])
 def test_the_verdict_at_its_edges(first_resident, growth, live_growth, verdict):
-    said = memory(process(first_resident=first_resident, growth=growth, live_growth=live_growth))
+    # 4 MiB of overhead at the baseline: too little to be bloat on its own.
+    said = memory(process(first_resident=first_resident, first_allocated=first_resident - 4 * MIB, growth=growth,
+                          live_growth=live_growth))
     assert said["verdict"] == verdict, said
     assert (int(said["growth"]), int(said["live_growth"])) == (growth, live_growth)
+
+
+@pytest.mark.parametrize(("allocated", "overhead", "verdict"), [
+    # Without growth, overhead when it is at least the live data and at least 8 MiB.
+    (20 * MIB, 20 * MIB, "overhead"),
+    (20 * MIB, 20 * MIB - 1, "steady"),
+    (4 * MIB, 8 * MIB, "overhead"),
+    (4 * MIB, 8 * MIB - 1, "steady"),
+    (100 * MIB, 60 * MIB, "steady"),
+])
+def test_without_growth_the_verdict_is_overhead_when_jemalloc_holds_as_much_as_the_app(allocated, overhead, verdict):
+    said = memory(process(first_allocated=allocated, first_resident=allocated + overhead, growth=0, live_growth=0))
+    assert said["verdict"] == verdict, said
 
 
 def test_the_figures_of_the_verdict():
@@ -280,8 +295,8 @@ def test_the_table_shows_live_and_resident_and_a_memory_line_for_each_process_wi
         "  1234  yes       yes        126.9 MB  85.0 MB  120.0 MB  sidekiq  /app/vendor/jemalloc/lib/libjemalloc.so.2",
         "  56    yes       yes        126.9 MB  -        -         puma     /app/vendor/jemalloc/lib/libjemalloc.so.2",
         "  78    no        -          3.0 MB    -        -         bash     -",
-        "memory 1234 (sidekiq): resident 120.0 MB = 85.0 MB live data + 35.0 MB jemalloc overhead; in 35 min since "
-        "it started, resident grew 60.0 MB and live data grew 55.0 MB; verdict: live data. The app holds more memory "
+        "memory 1234 (sidekiq): resident 120.0 MB = 85.0 MB live data + 35.0 MB jemalloc overhead; in the 35 min since "
+        "its first sample, resident grew 60.0 MB and live data grew 55.0 MB; verdict: live data. The app holds more memory "
         "(a leak or a bigger working set), which no allocator setting gives back: profile the heap "
         "(JEMALLOC_PROFILING=true, then jeprof).",
     ]
@@ -290,8 +305,8 @@ def test_the_table_shows_live_and_resident_and_a_memory_line_for_each_process_wi
 def test_the_memory_line_of_overhead_tells_fragmentation_from_dirty_pages_and_of_steady_gives_figures_only():
     fragmented = processes_text(process(growth=60 * MIB, live_growth=-2 * MIB, comm="web\x1b[31m"))
     assert fragmented.splitlines()[-1] == (
-        "memory 1234 (web?[31m): resident 120.0 MB = 28.0 MB live data + 92.0 MB jemalloc overhead; in 35 min since "
-        "it started, resident grew 60.0 MB and live data shrank 2.0 MB; verdict: overhead. jemalloc's pages are "
+        "memory 1234 (web?[31m): resident 120.0 MB = 28.0 MB live data + 92.0 MB jemalloc overhead; in the 35 min since "
+        "its first sample, resident grew 60.0 MB and live data shrank 2.0 MB; verdict: overhead. jemalloc's pages are "
         "fragmented: most of them hold a few live objects each (only 12.0 MB dirty pages to return), so a decay "
         "setting will not help; long-lived objects allocated among short-lived ones do this, and restarting the "
         "worker, or keeping fewer of them, gives it back.")
@@ -301,10 +316,11 @@ def test_the_memory_line_of_overhead_tells_fragmentation_from_dirty_pages_and_of
         "heroku config:set MALLOC_CONF=dirty_decay_ms:250,muzzy_decay_ms:0")
     unknown = processes_text(process(growth=60 * MIB, live_growth=0, dirty=""))
     assert "verdict: overhead. jemalloc holds memory the app has freed: return it sooner with " in unknown
-    steady = processes_text(process(growth=3 * MIB, live_growth=MIB, first_at=1764650000 - 3 * 86400))
+    steady = processes_text(process(growth=3 * MIB, live_growth=MIB, first_allocated=50 * MIB,
+                                    first_at=1764650000 - 3 * 86400))
     assert steady.splitlines()[-1] == (
-        "memory 1234 (sidekiq): resident 63.0 MB = 31.0 MB live data + 32.0 MB jemalloc overhead; in 3 d 0 h since "
-        "it started, resident grew 3.0 MB and live data grew 1.0 MB; verdict: steady.")
+        "memory 1234 (sidekiq): resident 63.0 MB = 51.0 MB live data + 12.0 MB jemalloc overhead; in the 3 d 0 h since "
+        "its first sample, resident grew 3.0 MB and live data grew 1.0 MB; verdict: steady.")
 
 
 def test_without_any_figures_one_line_says_how_to_get_them_and_without_jemalloc_none():
