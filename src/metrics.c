@@ -256,15 +256,28 @@ add_comm(struct text *text)
 }
 
 /* Field 22 of /proc/self/stat (clock ticks from boot to the process's start): with the pid, it
- * tells jemalloc-check that a file is this process's and not a former holder of the pid's. */
+ * tells jemalloc-check that a file is this process's and not a former holder of the pid's.
+ * Read relative to /proc/self, not by that path: qemu-user (arm64 under emulation) answers an
+ * open of "/proc/self/stat" itself, with a start time of its own that differs from the one
+ * other processes read in /proc/PID/stat. */
 static uint64_t
 start_time(void)
 {
 	char stat[1024];
 	const char *field;
 	uint64_t ticks = 0;
+	ssize_t length = -1;
+	int self = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
 
-	read_proc_file("/proc/self/stat", stat, sizeof(stat));
+	if (self >= 0) {
+		fd = openat(self, "stat", O_RDONLY | O_CLOEXEC);
+		close(self);
+	}
+	if (fd >= 0) {
+		length = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+	}
+	stat[length > 0 ? length : 0] = '\0';
 	field = strrchr(stat, ')');
 	if (field == NULL) {
 		return UNKNOWN;

@@ -98,9 +98,10 @@ def text_rows(stdout: bytes) -> dict[int, list[str]]:
     text = stdout.decode("utf-8")
     assert not [char for char in text if ord(char) < 0x20 and char != "\n"], text
     lines = text.splitlines()
-    assert lines[1].split() == ["PID", "JEMALLOC", "BG", "THREAD", "RSS", "COMMAND", "MAPPED"], text
+    assert lines[1].split() == ["PID", "JEMALLOC", "BG", "THREAD", "RSS", "LIVE", "RESIDENT", "COMMAND", "MAPPED"], text
     rows: dict[int, list[str]] = {}
-    for line in lines[2:]:
+    # The table's rows are indented; the memory lines after it are not.
+    for line in (line for line in lines[2:] if line.startswith(" ")):
         columns = line.split()
         assert columns[0].isdigit() and int(columns[0]) not in rows, text
         rows[int(columns[0])] = columns
@@ -180,7 +181,8 @@ def test_processes_with_odd_names_and_paths_get_one_row_each_in_text_and_json(ch
             assert entries[cut.pid]["comm"] == "cut\ufffd\ufffd"
             assert entries[plain.pid] == {"pid": plain.pid, "exists": True, "comm": "plain", "jemalloc": True,
                                           "mapped": str(tmp_path / "libjemalloc.so.2"), "background_thread": False,
-                                          "rss_kb": entries[plain.pid]["rss_kb"], "error": None}
+                                          "rss_kb": entries[plain.pid]["rss_kb"], "allocated_bytes": None,
+                                          "resident_bytes": None, "memory": None, "error": None}
             assert entries[plain.pid]["rss_kb"] > 0
     finally:
         for process in processes:

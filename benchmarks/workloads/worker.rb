@@ -234,6 +234,9 @@ sampler.stop
 
 working = sampler.between(work_started, work_ended)
 working = [after_work] if working.empty?
+# The kernel updates VmHWM when pages are unmapped, not when an allocator hands them back with
+# madvise (as jemalloc purges), so a sample taken before a purge can exceed it.
+peak = [peak, *working].max
 sorted = working.sort
 middle = sorted.length / 2
 steady = sorted.length.odd? ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
