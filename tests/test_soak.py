@@ -2,9 +2,10 @@
 reports is there and consistent with the dyno it measured.
 
 One run, on heroku-24 when it is among the selected stacks (else on the first selected one):
-`python -m soak --size smoke` (glibc and the buildpack's default jemalloc, every app, a minute
-of load), as `benchmarks/run` runs it, then its JSON file is checked as the benchmark's typed
-results (soak.results).
+`python -m soak --size smoke` with glibc, the buildpack's default jemalloc, the default without
+its fork helper and the peer buildpack's setup, every app, a minute of load, as
+`benchmarks/run` runs it; then its JSON file is checked as the benchmark's typed results
+(soak.results). tests/test_soak_fit.py runs the fit run and the other peers.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import pytest
 
 from common.configs import LIBRARY
 from common.smoke import run_benchmark, smoke_stack
+from soak.configs import CONFIGS as KNOWN_CONFIGS
 from soak.results import LANGUAGE_NAMES, SoakResult
 
 APPS = ("sidekiq", "puma", "celery-prefork", "celery-threads")
-CONFIGS = ("glibc", "jemalloc")
+CONFIGS = ("glibc", "jemalloc", "jemalloc-no-fork-helper", "peer-buildpack")
+# Whether a forked worker that works runs jemalloc's background thread, per config: only the
+# buildpack's fork helper restarts it in a child.
+BACKGROUND_THREAD_IN_FORKED_WORKERS = {"jemalloc": True, "jemalloc-no-fork-helper": False, "peer-buildpack": False}
 # Apps whose workers are forked from a parent process.
 FORKED = {"puma", "celery-prefork"}
 MIB = 1024 * 1024
@@ -29,7 +34,8 @@ def soak(request, tmp_path_factory):
     """The smoke-size soak benchmark's typed result, terminal output, JSON file and its JSON."""
     stack = smoke_stack(request.config.getoption("--stack"))
     output_dir = tmp_path_factory.mktemp("soak-results")
-    completed = run_benchmark("soak", stack, ["--size", "smoke"], output_dir, timeout=1500)
+    completed = run_benchmark("soak", stack, ["--size", "smoke", "--configs", ",".join(CONFIGS)], output_dir,
+                              timeout=1800)
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-6000:]
     results = list(output_dir.glob(f"*-{stack}-soak.json"))
     assert len(results) == 1, f"expected one JSON file in {list(output_dir.iterdir())}"
@@ -46,8 +52,12 @@ def run_of(result, app, config):
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("app", APPS)
 def test_each_app_ran_under_each_config_with_every_figure(soak, app, config):
-    result, _, _, _ = soak
-    run = run_of(result, app, config)
+    assert_every_figure(soak[0], run_of(soak[0], app, config))
+
+
+def assert_every_figure(result, run, quota_mib: int = 512):
+    """RUN of RESULT was done, and each of its figures is there and consistent with the others."""
+    app, config = run.app, run.config
     assert not run.killed, run
     assert run.failures == 0
     figures = run.figures
@@ -62,7 +72,7 @@ def test_each_app_ran_under_each_config_with_every_figure(soak, app, config):
     # One sample a second while the load ran and the dyno idled.
     load_and_idle = result.parameters.load_seconds + result.parameters.idle_seconds
     assert len(figures.series) >= load_and_idle * 0.8
-    assert figures.workers_fit == (512 * MIB - figures.base_peak_pss) // figures.worker_peak_pss
+    assert figures.workers_fit == (quota_mib * MIB - figures.base_peak_pss) // figures.worker_peak_pss
     summary = result.summary[app][config]
     assert summary.rounds == 1
     for name in ("steady_pss", "peak_pss", "after_idle_pss", "cpu_ms_per_job"):
@@ -72,7 +82,18 @@ def test_each_app_ran_under_each_config_with_every_figure(soak, app, config):
 @pytest.mark.parametrize("app", APPS)
 def test_jemalloc_splits_each_dyno_into_live_data_and_overhead_and_glibc_has_no_split(soak, app):
     result, _, _, _ = soak
-    jemalloc = run_of(result, app, "jemalloc").figures
+    for config in CONFIGS[1:]:
+        assert_live_data_and_overhead(run_of(result, app, config).figures)
+    glibc = run_of(result, app, "glibc").figures
+    assert (glibc.allocator_series, glibc.steady_allocated, glibc.metrics_lines) == ([], None, [])
+    summary = result.summary[app]
+    assert summary["jemalloc"].figures["resident_per_live"].median >= 1
+    assert summary["glibc"].figures["resident_per_live"] is None
+
+
+def assert_live_data_and_overhead(jemalloc):
+    """A dyno on the slug's jemalloc split its memory into live data and overhead, and its
+    processes logged the lines a user sees."""
     assert jemalloc.allocator_series, "no process of the jemalloc dyno published figures"
     assert all(0 < allocated <= resident for _, allocated, resident in jemalloc.allocator_series)
     assert 0 < jemalloc.steady_allocated and jemalloc.steady_overhead >= 0
@@ -88,17 +109,14 @@ def test_jemalloc_splits_each_dyno_into_live_data_and_overhead_and_glibc_has_no_
                for line in jemalloc.metrics_lines)
     assert len(jemalloc.check_lines) >= len(workers), jemalloc.check_lines
     assert all("; verdict: " in line for line in jemalloc.check_lines), jemalloc.check_lines
-    glibc = run_of(result, app, "glibc").figures
-    assert (glibc.allocator_series, glibc.steady_allocated, glibc.metrics_lines) == ([], None, [])
-    summary = result.summary[app]
-    assert summary["jemalloc"].figures["resident_per_live"].median >= 1
-    assert summary["glibc"].figures["resident_per_live"] is None
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_every_process_ran_on_the_configured_allocator(soak, app):
     result, _, _, _ = soak
-    for config, expected in (("glibc", []), ("jemalloc", [LIBRARY])):
+    for config in CONFIGS:
+        expected = [LIBRARY] if config != "glibc" else []
+        assert KNOWN_CONFIGS[config].mapped_libraries == expected
         processes = run_of(result, app, config).figures.processes
         assert processes, (app, config)
         assert all(process.mapped == expected for process in processes), (app, config, processes)
@@ -124,12 +142,17 @@ WORKED_MS = 50
 
 
 @pytest.mark.parametrize("app", sorted(FORKED))
-def test_forked_workers_that_work_run_jemallocs_background_thread(soak, app):
-    result, _, _, _ = soak
-    processes = run_of(result, app, "jemalloc").figures.processes
-    working = [process for process in processes if process.worker and process.cpu_ms_while_sampled >= WORKED_MS]
-    assert working, processes
-    assert all(process.background_thread for process in working), processes
+def test_forked_workers_that_work_run_jemallocs_background_thread_only_with_the_fork_helper(soak, app):
+    assert_background_thread_in_forked_workers(soak[0], app)
+
+
+def assert_background_thread_in_forked_workers(result, app):
+    for config, expected in BACKGROUND_THREAD_IN_FORKED_WORKERS.items():
+        processes = run_of(result, app, config).figures.processes
+        working = [process for process in processes
+                   if process.worker and process.cpu_ms_while_sampled >= WORKED_MS]
+        assert working, (config, processes)
+        assert all(process.background_thread is expected for process in working), (config, processes)
 
 
 def test_the_fork_exec_cost_is_measured(soak):

@@ -38,6 +38,20 @@ MIXES = {
         (0.30, "text", 10_000, 500_000, "log"),
         (0.20, "csv", 1_000, 20_000, "uniform"),
     ],
+    # --load heavy: the same work with the big exports far more often (one job in five exports
+    # 300,000 rows, as a spreadsheet export of a whole table does; one request in ten 100,000).
+    "worker-heavy": [
+        (0.30, "json", 1_000, 2_000_000, "log"),
+        (0.25, "text", 100_000, 1_000_000, "log"),
+        (0.25, "csv", 10_000, 30_000, "uniform"),
+        (0.20, "csv", 300_000, 300_000, "uniform"),
+    ],
+    "web-heavy": [
+        (0.45, "json", 1_000, 500_000, "log"),
+        (0.25, "text", 10_000, 500_000, "log"),
+        (0.20, "csv", 1_000, 20_000, "uniform"),
+        (0.10, "csv", 100_000, 100_000, "uniform"),
+    ],
 }
 
 
@@ -105,9 +119,13 @@ class RedisTarget:
 class SidekiqTarget(RedisTarget):
     """Jobs pushed as Sidekiq's client does: a JSON payload on the list queue:default."""
 
+    def __init__(self, options):
+        super().__init__(options)
+        self.processes = options.processes
+
     def ready(self):
         # Each running Sidekiq process registers itself in the set "processes" (its heartbeat).
-        return self.redis.call("SCARD", "processes") >= 1
+        return self.redis.call("SCARD", "processes") >= self.processes
 
     def submit(self, job, number):
         kind, size, seed = job
@@ -232,6 +250,10 @@ def main():
     parser.add_argument("--max-queue", type=int, default=20, help="jobs waiting at most before the feeder waits")
     parser.add_argument("--port", type=int, default=5000, help="the web dyno's PORT (http)")
     parser.add_argument("--connections", type=int, default=5, help="client connections (http)")
+    parser.add_argument("--load", choices=("normal", "heavy"), default="normal",
+                        help="the job mix: normal, or heavy (the big exports far more often)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes that must be up before the load starts (sidekiq)")
     parser.add_argument("--ready-timeout", type=float, default=180)
     parser.add_argument("--drain-timeout", type=float, default=600)
     options = parser.parse_args()
@@ -244,7 +266,8 @@ def main():
     emit("started")
     end = started + options.duration
     sent = stalled_seconds = 0
-    for number, job in enumerate(job_stream(options.seed, MIXES[target.mix])):
+    mix = target.mix if options.load == "normal" else f"{target.mix}-{options.load}"
+    for number, job in enumerate(job_stream(options.seed, MIXES[mix])):
         due = started + sent / options.rate
         if due >= end:
             break

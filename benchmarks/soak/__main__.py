@@ -3,6 +3,7 @@
     sudo benchmarks/run                                  # heroku-24, every app, the main configs, 2 rounds
     sudo benchmarks/run --stack heroku-22 --size readme
     sudo benchmarks/run --apps sidekiq --configs glibc,jemalloc,jemalloc+narenas:1
+    sudo benchmarks/run --fit --stack heroku-26          # the default's workers per dyno against the peers
 """
 
 from __future__ import annotations
@@ -22,20 +23,33 @@ from common.configs import is_malloc_conf, names
 
 from . import report
 from .analysis import summarize
-from .apps import APPS, PACKAGES
-from .configs import BASELINE, CONFIGS, DYNO_SIZES, SIZES, Config, Size, candidate
+from .apps import APPS, packages_for
+from .configs import (BASELINE, CONFIGS, DEFAULT_VERSION, DYNO_SIZES, FIT_WORKERS, SIZES, Config, Size,
+                      candidate)
 from .forkexec import after_fork_cost, fork_exec_cost
 from .results import SoakParameters, SoakResult
 from .runner import Slot, compile_builds, run_batch, source_app
+
+
+def configs_of(stack: Stack, app: str, configs: list[Config]) -> list[Config]:
+    """The configs that mean something for APP on STACK; says which are left out and why."""
+    kept = []
+    for config in configs:
+        if config.applies_to(stack.name, APPS[app].language):
+            kept.append(config)
+        else:
+            say(f"   {app} on {stack.name}: {config.name} left out: {config.limited_because}")
+    return kept
 
 
 def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: Size,
                     options: argparse.Namespace, command: str) -> SoakResult | None:
     """The soak benchmark of STACK (None with --fork-exec-only, which only prints its figures)."""
     clock = Clock()
+    configs = [config for config in configs if any(config.applies_to(stack.name, APPS[app].language) for app in apps)]
     say(f"== {stack.name}: images")
     stack_images = images.ensure(stack)
-    image = run_image_with(stack_images, "soak", PACKAGES, say)
+    image = run_image_with(stack_images, "soak", packages_for(stack.name), say)
     bench_images = dataclasses.replace(stack_images, run=image)
     app, source_root = source_app(bench_images)
     runs = []
@@ -54,14 +68,17 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
             say(f"   {line}")
         if options.fork_exec_only:
             return None
-        batches = [[Slot(APPS[name], config) for config in configs] for name in apps]
+        batches = [[Slot(APPS[name], config, options.workers.get(name)) for config in configs_of(stack, name, configs)]
+                   for name in apps]
         # Slots of several apps share a batch when the concurrency allows (the smoke size).
         flat = [slot for batch in batches for slot in batch]
         per_batch = max(options.concurrency or size.concurrency, 1)
         for round_number in range(size.repetitions):
             for first in range(0, len(flat), per_batch):
-                batch = [Slot(slot.app, slot.config) for slot in flat[first:first + per_batch]]
+                batch = [Slot(slot.app, slot.config, slot.workers) for slot in flat[first:first + per_batch]]
                 labels = ", ".join(f"{slot.app.name}/{slot.config.name}" for slot in batch)
+                if options.workers:
+                    labels += " with " + ", ".join(sorted({f"{slot.app.name} {slot.workers} workers" for slot in batch}))
                 say(f"== {stack.name}: round {round_number + 1}/{size.repetitions}: {labels} "
                     f"({size.load_seconds / 60:g} min load + {size.idle_seconds} s idle)")
                 for run in run_batch(batch, app, slugs, image, size, options.seed, options.quota, round_number):
@@ -83,7 +100,8 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
         jemalloc_version=options.version,
         image=image,
         parameters=SoakParameters(size.load_seconds, size.idle_seconds, size.repetitions, size.rates, options.seed,
-                                  options.quota, options.size),
+                                  options.quota, options.size, {name: options.workers[name] for name in apps
+                                                                if name in options.workers}, size.load),
         apps={name: APPS[name].about for name in apps},
         configs=configs,
         fork_exec=fork_exec,
@@ -123,7 +141,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    for name, size in SIZES.items()),
     )
     cli.add_stack_option(parser)
-    parser.add_argument("--size", choices=SIZES, default="default")
+    parser.add_argument("--size", choices=SIZES, help="the run's size (default: default; with --fit, fit)")
+    parser.add_argument("--fit", action="store_true",
+                        help="the fit run: each app with the workers the buildpack's default fits in the dyno "
+                             "(--workers), every config a user would pick instead side by side, under a load that "
+                             "keeps every worker busy; reports the seconds each spent over its quota")
+    parser.add_argument("--workers", metavar="APP=N,...",
+                        help="workers per app (puma workers, Celery prefork children, Sidekiq or Celery threads "
+                             "processes side by side); with --fit, the apps left out get "
+                             + ", ".join(f"{app}={workers}" for app, workers in FIT_WORKERS.items()))
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated apps (default: all)")
     parser.add_argument("--configs", help="comma-separated configs (default: the size's)")
     cli.add_malloc_conf_option(parser, "one more config, jemalloc+CONF: MALLOC_CONF=CONF on the default build "
@@ -131,6 +157,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, help="minutes of load (overrides the size)")
     parser.add_argument("--repetitions", type=int, help="rounds (overrides the size)")
     parser.add_argument("--concurrency", type=int, help="dynos at once (overrides the size)")
+    parser.add_argument("--load", choices=("normal", "heavy"), default="normal",
+                        help="the job mix: normal, or heavy (one job in five a 300,000-row export, one request in "
+                             "ten a 100,000-row one)")
     parser.add_argument("--dyno", choices=DYNO_SIZES, default="standard-1x", help="dyno size: its memory quota")
     cli.add_seed_option(parser)
     cli.add_output_options(parser)
@@ -140,9 +169,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fork-exec-only", action="store_true",
                         help="measure only what the background thread restart costs fork+exec and a child's "
                              "work right after fork (C, Ruby, Python), then stop")
+    parser.set_defaults(version=DEFAULT_VERSION)
     options = parser.parse_args(argv)
     options.quota = DYNO_SIZES[options.dyno]
+    options.size = options.size or ("fit" if options.fit else "default")
     return options
+
+
+def parse_workers(text: str | None, fit: bool) -> dict[str, int] | None:
+    """--workers APP=N,... as {app: N}, on top of FIT_WORKERS with --fit; None when it does not parse."""
+    workers = dict(FIT_WORKERS) if fit else {}
+    for item in names(text or ""):
+        app, _, count = item.partition("=")
+        if app not in APPS or not count.isdigit() or int(count) < 1:
+            say(f"--workers takes APP=N,... with N from 1 and APP one of {', '.join(APPS)}; {item!r} is not that")
+            return None
+        workers[app] = int(count)
+    return workers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         load_seconds=int(options.minutes * 60) if options.minutes else size.load_seconds,
         repetitions=options.repetitions or size.repetitions,
         fork_exec_rounds=options.fork_exec_rounds or size.fork_exec_rounds,
+        load=options.load,
     )
     stacks = cli.stacks_of(options.stack)
     if stacks is None:
@@ -161,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     if not apps or any(name not in APPS for name in apps):
         say(f"--apps takes a comma-separated list of: {', '.join(APPS)}")
         return 2
+    workers = parse_workers(options.workers, options.fit)
+    if workers is None:
+        return 2
+    options.workers = workers
     config_names = names(options.configs or ",".join(size.configs))
     configs = []
     for name in config_names:

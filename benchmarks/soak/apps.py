@@ -6,11 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.configs import STACK_LIBJEMALLOC2
+
 SOURCE = Path(__file__).resolve().parents[1] / "realapp"
 
 # Ubuntu's own servers of the stack's release, installed into the benchmark image, never the slug.
 PACKAGES = ("python3", "ruby", "redis-server", "ruby-sidekiq", "puma", "ruby-rack", "python3-celery",
             "python3-redis")
+# Ubuntu's own jemalloc, for the config stack-libjemalloc2, where it means something.
+STACK_JEMALLOC_PACKAGE = "libjemalloc2"
+
+
+def packages_for(stack: str) -> tuple[str, ...]:
+    """The soak image's packages on STACK."""
+    return PACKAGES + ((STACK_JEMALLOC_PACKAGE,) if stack in STACK_LIBJEMALLOC2.stacks else ())
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WEB_PORT = 5000
 
@@ -23,6 +32,16 @@ class RealApp:
     feeder: str
     web: bool
     about: str
+    language: str
+    # Its workers as the Procfile runs them, and the config var that sets how many there are:
+    # WEB_CONCURRENCY (puma's forked workers), CELERY_CONCURRENCY (prefork children) or
+    # WORKER_PROCESSES (copies of a one-process server side by side, realapp/side-by-side).
+    workers: int
+    workers_variable: str
+
+    def scaled(self, workers: int) -> dict[str, str]:
+        """The config vars that run WORKERS workers."""
+        return {self.workers_variable: str(workers)}
 
     @property
     def command(self) -> str:
@@ -37,9 +56,13 @@ class RealApp:
 APPS = {
     app.name: app
     for app in (
-        RealApp("sidekiq", "sidekiq", "sidekiq", False, "Sidekiq, 10 threads, one process"),
-        RealApp("puma", "puma", "http", True, "puma cluster mode: 2 forked workers x 5 threads, preloaded app"),
-        RealApp("celery-prefork", "celery_prefork", "celery", False, "Celery, prefork pool: 4 forked children"),
-        RealApp("celery-threads", "celery_threads", "celery", False, "Celery, threads pool: 10 threads, one process"),
+        RealApp("sidekiq", "sidekiq", "sidekiq", False, "Sidekiq, 10 threads, one process", "ruby",
+                1, "WORKER_PROCESSES"),
+        RealApp("puma", "puma", "http", True, "puma cluster mode: 2 forked workers x 5 threads, preloaded app",
+                "ruby", 2, "WEB_CONCURRENCY"),
+        RealApp("celery-prefork", "celery_prefork", "celery", False, "Celery, prefork pool: 4 forked children",
+                "python", 4, "CELERY_CONCURRENCY"),
+        RealApp("celery-threads", "celery_threads", "celery", False, "Celery, threads pool: 10 threads, one process",
+                "python", 1, "WORKER_PROCESSES"),
     )
 }

@@ -11,7 +11,10 @@ from common.tables import Render, cell, markdown_table, text_table
 from .analysis import CHECKPOINT_MINUTES, FIGURES
 from .results import ConfigFigures, SoakResult
 
-__all__ = ["chart", "markdown", "tables", "text_table"]
+__all__ = ["chart", "fit_sentence", "markdown", "tables", "text_table"]
+
+# The config whose workers a fit run packs into the dyno, and the one it is compared with first.
+DEFAULT_CONFIG = "jemalloc"
 
 
 def headline(per_config: dict[str, ConfigFigures], quota_mib: int, render: Render) -> str:
@@ -31,6 +34,47 @@ def headline(per_config: dict[str, ConfigFigures], quota_mib: int, render: Rende
             cell(ratio["after_idle_pss"], decimals=2, ranges=False),
             cell(figures.figures["slope_mib_per_min"], decimals=2, ranges=False),
             cell(ratio["cpu_ms_per_job"], decimals=2, ranges=False),
+        ])
+    return render(headings, rows)
+
+
+def fit_sentence(app: str, per_config: dict[str, ConfigFigures], workers: int, quota_mib: int,
+                 minutes: float) -> str:
+    """A fit run's finding for APP in a user's words: the default's workers, and how long the same
+    workers spent over the quota under each other config."""
+    def over(name: str) -> str:
+        figures = per_config[name]
+        if figures.r15_runs:
+            return "went past twice the quota (R15: Heroku kills the dyno)"
+        seconds = figures.figures["r14_seconds"]
+        if seconds is None or not seconds.median:
+            return "0 s over quota"
+        return f"over quota (R14) for {seconds.median:.0f} s"
+
+    if DEFAULT_CONFIG not in per_config:
+        return f"{app}: {workers} workers for {minutes:g} min in {quota_mib} MB; the default config did not run"
+    others = [f"{name} {over(name)}" for name in per_config if name != DEFAULT_CONFIG]
+    return (f"{app}: {workers} workers ran for {minutes:g} min in {quota_mib} MB with the buildpack's default "
+            f"({over(DEFAULT_CONFIG)}); the same {workers}: " + "; ".join(others))
+
+
+def fit_table(per_config: dict[str, ConfigFigures], render: Render) -> str:
+    """A fit run's table of one app: how each config held the same workers in the quota."""
+    headings = ["config", "R14 s", "R15", "peak MiB", "steady MiB", "after idle MiB", "slope MiB/min", "jobs",
+                "CPU/job", "resident/live"]
+    rows = []
+    for name, figures in per_config.items():
+        rows.append([
+            name,
+            cell(figures.figures["r14_seconds"], ranges=False),
+            f"{figures.r15_runs}/{figures.rounds}" if figures.r15_runs else "no",
+            cell(figures.figures["peak_pss"], MIB, ranges=False),
+            cell(figures.figures["steady_pss"], MIB, ranges=False),
+            cell(figures.figures["after_idle_pss"], MIB, ranges=False),
+            cell(figures.figures["slope_mib_per_min"], decimals=2, ranges=False),
+            cell(figures.figures["jobs_done"], ranges=False),
+            cell(figures.ratio["cpu_ms_per_job"], decimals=2, ranges=False),
+            cell(figures.figures["resident_per_live"], decimals=2, ranges=False),
         ])
     return render(headings, rows)
 
@@ -60,6 +104,11 @@ def tables(result: SoakResult, render: Render, title: Callable[[str], str] = lam
     quota = result.parameters.quota_mib
     for app, per_config in _apps(result):
         about = result.apps[app]
+        if app in result.parameters.workers:
+            workers = result.parameters.workers[app]
+            parts.append(title(f"{app} ({about}), {workers} workers: the fit run") + "\n\n"
+                         + fit_sentence(app, per_config, workers, quota, result.parameters.load_seconds / 60)
+                         + "\n\n" + fit_table(per_config, render))
         parts.append(title(f"{app} ({about}): ratios to glibc, median of the rounds") + "\n\n"
                      + headline(per_config, quota, render))
         parts.append(title(f"{app}: dyno memory (PSS) and work, median [min-max]") + "\n\n"
@@ -78,7 +127,10 @@ def markdown(result: SoakResult, chart_name: str | None = None) -> str:
         f"`{result.command}`, {result.started[:10]}, {result.total_seconds / 60:.0f} min; "
         f"{parameters.load_seconds / 60:g} min of load then {parameters.idle_seconds} s idle, "
         f"{parameters.repetitions} round(s), seed {parameters.seed}, rates {parameters.rates[0]} jobs/s "
-        f"(workers) and {parameters.rates[1]} requests/s (puma); {quota} MB dynos "
+        f"(workers) and {parameters.rates[1]} requests/s (puma) per the Procfile's workers"
+        f"{'' if parameters.load == 'normal' else f', the {parameters.load} job mix'}"
+        f"{'; workers ' + ', '.join(f'{app} {n}' for app, n in parameters.workers.items()) if parameters.workers else ''}"
+        f"; {quota} MB dynos "
         f"(limit {2 * quota} MB); {result.machine.cpus} CPUs; jemalloc "
         f"{result.jemalloc_version}.",
         "",
@@ -88,6 +140,11 @@ def markdown(result: SoakResult, chart_name: str | None = None) -> str:
     if chart_name:
         lines += [f"![{result.stack}: dyno memory over time, first round]({chart_name})", ""]
     for app, per_config in _apps(result):
+        if app in parameters.workers:
+            workers = parameters.workers[app]
+            lines += [f"**{app}** ({result.apps[app]}), {workers} workers: the fit run", "",
+                      fit_sentence(app, per_config, workers, quota, parameters.load_seconds / 60), "",
+                      fit_table(per_config, markdown_table), ""]
         lines += [f"**{app}** ({result.apps[app]}): ratios to glibc, median of the rounds", "",
                   headline(per_config, quota, markdown_table), ""]
     lines += ["<details><summary>Dyno memory (PSS) in MiB and work, median [min-max] of the rounds</summary>", ""]

@@ -293,6 +293,10 @@ class SoakParameters:
     seed: int
     quota_mib: int
     size: str
+    # Per app, the workers it ran with when not the Procfile's (a fit run's).
+    workers: dict[str, int] = field(default_factory=dict)
+    # The feeder's job mix: normal or heavy.
+    load: str = "normal"
 
     def to_json(self) -> dict:
         return {**asdict(self), "rates": list(self.rates)}
@@ -327,8 +331,7 @@ class SoakResult(StackRun):
             "image": self.image,
             "parameters": self.parameters.to_json(),
             "apps": self.apps,
-            "configs": {config.name: {"env": config.env, "about": config.about, "build": config.build}
-                        for config in self.configs},
+            "configs": {config.name: config.to_json() for config in self.configs},
             "fork_exec": self.fork_exec.to_json(),
             "fork_exec_lines": self.fork_exec.lines(),
             **({} if self.fork_exec.after_fork is None else {"after_fork_lines": self.fork_exec.after_fork_lines()}),

@@ -10,6 +10,7 @@ gets the same work at the same pace, in the same conditions as the others.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -61,6 +62,8 @@ class Slot:
 
     app: RealApp
     config: Config
+    # Workers to run (None: the Procfile's), for a fit run.
+    workers: int | None = None
     services: str = ""
     dyno: str = ""
     sampler: DynoSampler | None = None
@@ -83,7 +86,7 @@ def start_slot(slot: Slot, app: App, slug: Path, image: str, quota_mib: int, wor
     # JEMALLOC_METRICS every second, for the sampler (it reads each process's published figures)
     # and for the lines a user would see; glibc dynos load no jemalloc and so ignore it.
     env = {"REDIS_URL": REDIS_URL, "JEMALLOC_BENCHMARK_CONFIG": slot.config.name, "JEMALLOC_METRICS": "1",
-           **slot.config.env}
+           **(slot.app.scaled(slot.workers) if slot.workers else {}), **slot.config.env}
     if slot.app.web:
         env["PORT"] = str(WEB_PORT)
     limit = f"{2 * quota_mib}m"
@@ -101,11 +104,22 @@ def start_slot(slot: Slot, app: App, slug: Path, image: str, quota_mib: int, wor
         raise RunError(f"{slot.app.name}/{slot.config.name}: the dyno exited at once ({error}):\n{logs[-3000:]}")
 
 
+def load_for(app: RealApp, workers: int | None, rates: tuple[float, float]) -> tuple[float, int]:
+    """(jobs or requests per second, HTTP connections) for APP running WORKERS workers: the size's
+    rate is for the Procfile's workers, and grows with them, so that every worker stays as busy
+    (past what the machine can serve, the feeder's bounded queue keeps every worker fed)."""
+    scale = (workers or app.workers) / app.workers
+    rate = (rates[1] if app.web else rates[0]) * scale
+    return round(rate, 3), max(5, math.ceil(5 * scale)) if app.web else 5
+
+
 def start_feeder(slot: Slot, size, seed: int) -> None:
-    rate = size.rates[1] if slot.app.web else size.rates[0]
+    rate, connections = load_for(slot.app, slot.workers, size.rates)
     command = ["docker", "exec", slot.services, "python3", f"{LOAD_MOUNT}/feeder.py", slot.app.feeder,
                "--rate", str(rate), "--duration", str(size.load_seconds), "--idle", str(size.idle_seconds),
-               "--seed", str(seed), "--port", str(WEB_PORT)]
+               "--seed", str(seed), "--port", str(WEB_PORT), "--connections", str(connections), "--load", size.load]
+    if slot.app.feeder == "sidekiq" and slot.workers:
+        command += ["--processes", str(slot.workers)]
     slot.feeder = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def read():
@@ -181,7 +195,7 @@ def _result(slot: Slot, size, quota_mib: int, round_number: int) -> SoakRun:
         logs = docker("logs", "--tail", "40", slot.dyno, check=False, timeout=30).output
         raise RunError(f"{label}: the feeder did not finish ({', '.join(missing)} missing):\n"
                        + "\n".join(slot.feeder_lines[-10:]) + f"\ndyno log:\n{logs[-3000:]}")
-    problems = slot.sampler.allocator_problems(slot.config.jemalloc)
+    problems = slot.sampler.allocator_problems(slot.config)
     if problems:
         raise RunError(f"{label}: the allocator is not the configured one:\n" + "\n".join(problems))
     if not slot.sampler.processes:
@@ -190,7 +204,7 @@ def _result(slot: Slot, size, quota_mib: int, round_number: int) -> SoakRun:
     if "<jemalloc>" in logs:
         raise RunError(f"{label}: jemalloc complained:\n{logs[-2000:]}")
     figures = run_figures(slot.sampler, slot.events, quota_mib, size.load_seconds)
-    if slot.config.jemalloc:
+    if slot.config.slug_jemalloc:
         figures.metrics_lines, figures.check_lines = _what_a_user_sees(slot.dyno, logs)
     return SoakRun(slot.app.name, slot.config.name, round_number, figures,
                    failures=slot.events["summary"].get("failures", 0))
@@ -215,4 +229,4 @@ def source_app(stack_images: StackImages) -> tuple[App, Path]:
     return App(stack_images, source=str(root / "app")), root
 
 
-__all__ = ["APPS", "PACKAGES", "RunError", "Slot", "compile_builds", "run_batch", "source_app"]
+__all__ = ["APPS", "PACKAGES", "RunError", "Slot", "compile_builds", "load_for", "run_batch", "source_app"]

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .configs import LIBRARY
+from .configs import Config
 
 CGROUP = "/sys/fs/cgroup"
 # jemalloc (5.2 and later) names its background thread so.
@@ -52,6 +52,8 @@ class ProcessRecord:
     # RAM), None for a process that publishes none (glibc, or JEMALLOC_METRICS off).
     allocated: int | None = None
     resident: int | None = None
+    # The environment it was started with (/proc/PID/environ).
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,8 +198,10 @@ class DynoSampler:
         mapped = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()
                          if len(line.split(maxsplit=5)) == 6 and "libjemalloc" in line})
         cpu_ms = _cpu_ms(stat) or 0
+        environment = dict(entry.split("=", 1) for entry in (_read(f"/proc/{pid}/environ") or "").split("\0")
+                           if "=" in entry)
         record = ProcessRecord(pid, ppid, comm, cmdline.replace("\0", " ").strip(), mapped, first_seen=now,
-                               first_cpu_ms=cpu_ms, cpu_ms=cpu_ms)
+                               first_cpu_ms=cpu_ms, cpu_ms=cpu_ms, environment=environment)
         self.processes[pid] = record
         return record
 
@@ -219,12 +223,17 @@ class DynoSampler:
             return False
         return any((_read(f"/proc/{pid}/task/{task}/comm") or "").strip() == BACKGROUND_THREAD for task in tasks)
 
-    def allocator_problems(self, jemalloc: bool) -> list[str]:
-        """Processes whose allocator is not the configured one (the slug's jemalloc, or none)."""
+    def allocator_problems(self, config: Config) -> list[str]:
+        """Processes whose allocator is not CONFIG's: the jemalloc it preloads (the slug's, the
+        stack's) or none, and its config vars (say PYTHONMALLOC) in the process's environment."""
         problems = []
+        expected = config.mapped_libraries
         for record in self.processes.values():
-            expected = [LIBRARY] if jemalloc else []
             if record.mapped != expected:
                 problems.append(f"PID {record.pid} ({record.cmdline[:60]}) maps {record.mapped or 'no jemalloc'}, "
                                 f"expected {expected or 'no jemalloc'}")
+            for name, value in config.env.items():
+                if record.environment.get(name) != value:
+                    problems.append(f"PID {record.pid} ({record.cmdline[:60]}) runs with {name}="
+                                    f"{record.environment.get(name, '(unset)')!r}, expected {value!r}")
         return problems

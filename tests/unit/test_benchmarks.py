@@ -12,8 +12,14 @@ from common.cli import Machine
 from common.configs import JEMALLOC, Config, is_malloc_conf, names
 from common.stats import Spread, spread
 from common.tables import cell, markdown_table, text_table
+from harness.paths import REPO
+from soak.__main__ import parse_workers
 from soak.analysis import summarize as soak_summarize
+from soak.apps import APPS as SOAK_APPS
+from soak.apps import packages_for
 from soak.configs import CONFIGS as SOAK_CONFIGS
+from soak.configs import DEFAULT_VERSION as SOAK_DEFAULT_VERSION
+from soak.configs import FIT_WORKERS, LIBRARY
 from soak.configs import candidate as soak_candidate
 from soak.forkexec import (AFTER_FORK_WORK, C_OPERATIONS, PYTHON_ITERATIONS, RUBY_ITERATIONS, after_fork_script,
                            parse_after_fork, parse_fork_exec)
@@ -21,6 +27,8 @@ from soak.report import markdown as soak_markdown
 from soak.report import tables as soak_tables
 from soak.results import (AfterForkCost, ForkExecCost, ProcessFigures, RunFigures, SoakParameters, SoakResult,
                           SoakRun)
+from soak.runner import load_for
+from soak.sampler import DynoSampler, ProcessRecord
 from synthetic.builds import make_seconds, parse_build_info
 from synthetic.configs import CONFIGS, SIZES, candidate, expected_options
 from synthetic.report import markdown_report, tables
@@ -57,9 +65,12 @@ def test_configs_of_both_benchmarks_share_the_main_ones():
                                                  {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "narenas:1"}, True,
                                                  SOAK_CONFIGS["jemalloc+narenas:1"].about)
     for config in (*CONFIGS.values(), *SOAK_CONFIGS.values()):
-        recorded = {"env": config.env, "about": config.about}
-        assert Config.from_json(config.name, {**recorded, "build": config.build}) == config
-        assert Config.from_json(config.name, {**recorded, "stock_build": config.stock_build}) == config
+        assert Config.from_json(config.name, config.to_json()) == config
+        if config.library is None and not config.stacks:
+            # As results written before the configs knew their library and stacks record them.
+            recorded = {"env": config.env, "about": config.about}
+            assert Config.from_json(config.name, {**recorded, "build": config.build}) == config
+            assert Config.from_json(config.name, {**recorded, "stock_build": config.stock_build}) == config
 
 
 def test_option_lists_and_malloc_confs_are_parsed():
@@ -320,3 +331,91 @@ def test_the_soak_result_keeps_its_json_keys_reads_back_and_renders():
     old = SoakResult.from_json(data)
     assert old.fork_exec.after_fork is None and "fork without exec" not in soak_markdown(old)
     assert json.loads(json.dumps(old.to_json())) == data
+
+
+def test_a_fit_run_gives_each_app_the_defaults_workers_and_load_that_keeps_them_busy():
+    assert parse_workers(None, fit=False) == {}
+    assert parse_workers("puma=5", fit=True) == {**FIT_WORKERS, "puma": 5}
+    for wrong in ("puma=0", "puma=x", "unicorn=2", "puma"):
+        assert parse_workers(wrong, fit=True) is None
+    # The size's rates are for the Procfile's workers (2 puma workers, 4 prefork children, one
+    # Sidekiq process), and grow with the workers; puma gets connections for each worker.
+    assert load_for(SOAK_APPS["puma"], 8, (1.5, 4.0)) == (16.0, 20)
+    assert load_for(SOAK_APPS["puma"], None, (1.5, 4.0)) == (4.0, 5)
+    assert load_for(SOAK_APPS["celery-prefork"], 8, (1.5, 4.0)) == (3.0, 5)
+    assert load_for(SOAK_APPS["sidekiq"], 3, (1.5, 4.0)) == (4.5, 5)
+    assert {app: SOAK_APPS[app].scaled(3) for app in ("puma", "celery-prefork", "sidekiq")} == {
+        "puma": {"WEB_CONCURRENCY": "3"}, "celery-prefork": {"CELERY_CONCURRENCY": "3"},
+        "sidekiq": {"WORKER_PROCESSES": "3"}}
+
+
+def test_the_peer_configs_run_where_they_mean_something():
+    stack_library, mimalloc = SOAK_CONFIGS["stack-libjemalloc2"], SOAK_CONFIGS["pymalloc-mimalloc"]
+    assert stack_library.applies_to("heroku-26", "ruby") and not stack_library.applies_to("heroku-24", "ruby")
+    assert mimalloc.applies_to("heroku-26", "python") and not mimalloc.applies_to("heroku-26", "ruby")
+    assert not mimalloc.applies_to("heroku-24", "python")
+    assert "libjemalloc2" in packages_for("heroku-26") and "libjemalloc2" not in packages_for("heroku-24")
+    # What each process must map: the slug's jemalloc, Ubuntu's, or none.
+    assert SOAK_CONFIGS["peer-buildpack"].mapped_libraries == [LIBRARY] and SOAK_CONFIGS["peer-buildpack"].stock_build
+    assert stack_library.mapped_libraries == ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"]
+    assert mimalloc.mapped_libraries == [] and not mimalloc.slug_jemalloc and not stack_library.slug_jemalloc
+    assert SOAK_CONFIGS["jemalloc-no-fork-helper"].env["JEMALLOC_BACKGROUND_THREAD_AFTER_FORK"] == "false"
+
+
+def test_the_soak_benchmark_builds_the_version_users_get_by_default():
+    newest = subprocess.run(["bash", "-c", "source lib/output.sh; source lib/versions.sh; versions::newest"],
+                            cwd=REPO, capture_output=True, text=True, timeout=20)
+    assert newest.returncode == 0, newest.stderr
+    assert newest.stdout.strip() == SOAK_DEFAULT_VERSION
+
+
+def test_a_process_on_another_allocator_or_without_the_configs_vars_is_a_problem():
+    sampler = DynoSampler.__new__(DynoSampler)
+    environment = {"PYTHONMALLOC": "mimalloc"}
+    sampler.processes = {
+        7: ProcessRecord(7, 1, "celery", "celery worker", [], environment=environment),
+        8: ProcessRecord(8, 7, "celery", "celery worker", [LIBRARY], environment={}),
+    }
+    problems = sampler.allocator_problems(SOAK_CONFIGS["pymalloc-mimalloc"])
+    assert problems == [f"PID 8 (celery worker) maps ['{LIBRARY}'], expected no jemalloc",
+                        "PID 8 (celery worker) runs with PYTHONMALLOC='(unset)', expected 'mimalloc'"]
+    sampler.processes.pop(8)
+    assert sampler.allocator_problems(SOAK_CONFIGS["pymalloc-mimalloc"]) == []
+
+
+def test_a_fit_run_says_what_the_same_workers_did_under_each_config():
+    runs = [soak_run("glibc", 600 * MIB), soak_run("jemalloc", 300 * MIB), soak_run("peer-buildpack", 0, killed=True)]
+    runs[0].figures.r14_seconds = 42.0
+    configs = [SOAK_CONFIGS[name] for name in ("glibc", "jemalloc", "peer-buildpack")]
+    cost = ForkExecCost({"restart": [2.0], "no-restart": [1.0]}, {"restart": [1.0], "no-restart": [1.0]})
+    result = SoakResult("heroku-26", "benchmarks/run --fit", "2026-01-01T00:00:00+00:00", "20260101T000000Z", 60.0,
+                        Machine(2, "Linux"), "5.3.1", "image",
+                        SoakParameters(600, 60, 1, (1.5, 4.0), 1, 512, "fit", {"sidekiq": 3}),
+                        {"sidekiq": "Sidekiq"}, configs, cost,
+                        soak_summarize(runs, ["sidekiq"], [config.name for config in configs], "glibc"), runs)
+    again = SoakResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert again.parameters.workers == {"sidekiq": 3} and again.configs == configs
+    sentence = ("sidekiq: 3 workers ran for 10 min in 512 MB with the buildpack's default (0 s over quota); the same 3: "
+                "glibc over quota (R14) for 42 s; peer-buildpack went past twice the quota (R15: Heroku kills the dyno)")
+    for text in (soak_tables(again, text_table), soak_markdown(again)):
+        assert sentence in text and "resident/live" in text
+    assert "| jemalloc | 0 | no | 300 | 300 |" in soak_markdown(again)
+
+
+def test_the_heavy_load_exports_big_tables_far_more_often_from_the_same_seed():
+    import itertools
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks" / "load"))
+    try:
+        import feeder
+    finally:
+        sys.path.pop(0)
+
+    def big_exports(mix: str, rows: int) -> float:
+        jobs = list(itertools.islice(feeder.job_stream(1, feeder.MIXES[mix]), 2000))
+        assert jobs == list(itertools.islice(feeder.job_stream(1, feeder.MIXES[mix]), 2000))
+        return sum(1 for kind, size, _ in jobs if kind == "csv" and size >= rows) / len(jobs)
+
+    assert big_exports("worker", 300_000) < 0.01 and 0.17 < big_exports("worker-heavy", 300_000) < 0.23
+    assert big_exports("web", 100_000) == 0 and 0.08 < big_exports("web-heavy", 100_000) < 0.12
