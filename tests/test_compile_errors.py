@@ -6,6 +6,7 @@ import pytest
 
 from harness.faults import repacked_release
 from harness.paths import APP_PREFIX, FIXTURE_TARBALLS, SHIM, fixture_path, served_source_config
+from harness.stacks import BUILD_LOGIC_STACKS
 
 PINNED_5_3_0 = "2db82d1e7119df3e71b7640219b6dfe84789bc0537983c3b7ac4f7189aecfeaa"
 
@@ -92,6 +93,10 @@ def not_c(member, data):
     return b"this is not C;\n" + data if member.name.endswith("/src/jemalloc.c") else data
 
 
+# What a failed make shows is the buildpack's bash (its log's tail on stderr, nothing left
+# behind), not the stack's: see BUILD_LOGIC_STACKS. Each stack's compiler is tested by the
+# builds that succeed on it.
+@pytest.mark.stacks(*BUILD_LOGIC_STACKS)
 def test_a_source_that_does_not_compile_shows_the_compiler_error(app, source_server):
     config = served_source_config(source_server, "jemalloc-5.3.0-broken.tar.gz", repacked_release(not_c))
     stderr = assert_failed_cleanly(app, app.compile(config))

@@ -1,9 +1,9 @@
 """Command line of the soak benchmark (benchmarks/run).
 
-    sudo benchmarks/run                                  # heroku-24, every app, the main configs, 2 rounds
-    sudo benchmarks/run --stack heroku-22 --size readme
-    sudo benchmarks/run --apps sidekiq --configs glibc,jemalloc,jemalloc+narenas:1
-    sudo benchmarks/run --fit --stack heroku-26          # the default's workers per dyno against the peers
+    benchmarks/run                                  # heroku-24, every app, the main configs, 2 rounds
+    benchmarks/run --stack heroku-22 --size readme
+    benchmarks/run --apps sidekiq --configs glibc,jemalloc,jemalloc+narenas:1
+    benchmarks/run --fit --stack heroku-26          # the default's workers per dyno against the peers
 """
 
 from __future__ import annotations
@@ -70,12 +70,14 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
             return None
         batches = [[Slot(APPS[name], config, options.workers.get(name)) for config in configs_of(stack, name, configs)]
                    for name in apps]
-        # Slots of several apps share a batch when the concurrency allows (the smoke size).
-        flat = [slot for batch in batches for slot in batch]
         per_batch = max(options.concurrency or size.concurrency, 1)
+        if size.apps_share_batches:
+            batches = [[slot for batch in batches for slot in batch]]
+        # Each app's configs side by side, up to the concurrency, so that they share the machine's conditions.
+        chunks = [batch[first:first + per_batch] for batch in batches for first in range(0, len(batch), per_batch)]
         for round_number in range(size.repetitions):
-            for first in range(0, len(flat), per_batch):
-                batch = [Slot(slot.app, slot.config, slot.workers) for slot in flat[first:first + per_batch]]
+            for chunk in chunks:
+                batch = [Slot(slot.app, slot.config, slot.workers) for slot in chunk]
                 labels = ", ".join(f"{slot.app.name}/{slot.config.name}" for slot in batch)
                 if options.workers:
                     labels += " with " + ", ".join(sorted({f"{slot.app.name} {slot.workers} workers" for slot in batch}))

@@ -52,11 +52,14 @@ class Size:
     fork_exec_rounds: int = 11
     # The feeder's job mix: normal, or heavy (benchmarks/load/feeder.py's --load).
     load: str = "normal"
+    # Whether the dynos of several apps may share a batch, up to the concurrency (a smoke run's
+    # figures are for checking, not comparing). Else a batch holds one app's configs.
+    apps_share_batches: bool = False
 
 
 SIZES = {
     # CI: every app and figure, a minute each; not for conclusions.
-    "smoke": Size(45, 10, 1, 8, (1.0, 3.0), ("glibc", "jemalloc"), fork_exec_rounds=3),
+    "smoke": Size(45, 10, 1, 8, (1.0, 3.0), ("glibc", "jemalloc"), fork_exec_rounds=3, apps_share_batches=True),
     "default": Size(300, 60, 2, 4, (1.5, 4.0)),
     # The README's figures.
     "readme": Size(600, 60, 2, 4, (1.5, 4.0)),

@@ -1,8 +1,8 @@
 """Command line of the synthetic burst benchmark (benchmarks/run-synthetic).
 
-    sudo benchmarks/run-synthetic                                  # heroku-24, default size (a few minutes)
-    sudo benchmarks/run-synthetic --stack heroku-22,heroku-24 --size long
-    sudo benchmarks/run-synthetic --configs glibc,jemalloc --malloc-conf 'narenas:1,tcache:false'
+    benchmarks/run-synthetic                                  # heroku-24, default size (a few minutes)
+    benchmarks/run-synthetic --stack heroku-22,heroku-24 --size long
+    benchmarks/run-synthetic --configs glibc,jemalloc --malloc-conf 'narenas:1,tcache:false'
 
 Run through benchmarks/run-synthetic (or with PYTHONPATH=tests:benchmarks and the venv's python,
 `python -m synthetic`): it imports the test harness. Results go to benchmark-results/ (a JSON

@@ -25,6 +25,23 @@ environment::require_root() {
 	fi
 }
 
+# The settings a user gives these scripts in the environment, kept when they re-run under sudo.
+ENVIRONMENT_PASSED_VARIABLES="STACKS,JEMALLOC_BUILDPACK_MACHINE_CACHE"
+
+# Re-runs SCRIPT with ARGS as root through sudo when this user is not root, so that the commands
+# work as written whether the user is root (a fresh container, without sudo) or not. Returns
+# when already root; fails in one line when not root and sudo is not there.
+# Usage: environment::become_root SCRIPT [ARGS...]
+environment::become_root() {
+	if [[ "$(id -u)" == 0 ]]; then
+		return 0
+	fi
+	if ! command -v sudo >/dev/null 2>&1; then
+		output::error "$(basename "$1") needs root (it installs packages and starts a Docker engine), and sudo is not installed: run it as root"
+	fi
+	exec sudo --preserve-env="${ENVIRONMENT_PASSED_VARIABLES}" "$(realpath "$1")" "${@:2}"
+}
+
 # Usage: environment::install_system_packages
 environment::install_system_packages() {
 	local wanted=() command package
