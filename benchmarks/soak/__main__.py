@@ -27,7 +27,7 @@ from .apps import APPS, packages_for
 from .configs import (BASELINE, CONFIGS, DEFAULT_VERSION, DYNO_SIZES, FIT_WORKERS, SIZES, Config, Size,
                       candidate)
 from .forkexec import after_fork_cost, fork_exec_cost
-from .results import SoakParameters, SoakResult
+from .results import ForkExecCost, SoakParameters, SoakResult
 from .runner import Slot, compile_builds, run_batch, source_app
 
 
@@ -40,6 +40,18 @@ def configs_of(stack: Stack, app: str, configs: list[Config]) -> list[Config]:
         else:
             say(f"   {app} on {stack.name}: {config.name} left out: {config.limited_because}")
     return kept
+
+
+def measure_fork_costs(stack: Stack, app, slug, size: Size) -> ForkExecCost:
+    say(f"== {stack.name}: fork+exec cost of the background thread restart")
+    fork_exec = fork_exec_cost(app, slug, size.fork_exec_rounds)
+    for line in fork_exec.lines():
+        say(f"   {line}")
+    say(f"== {stack.name}: fork without exec: a child's work right after its fork, with and without the restart")
+    fork_exec.after_fork = after_fork_cost(app, slug, size.fork_exec_rounds)
+    for line in fork_exec.after_fork_lines():
+        say(f"   {line}")
+    return fork_exec
 
 
 def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: Size,
@@ -58,14 +70,8 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
         needed = {"default"} if options.fork_exec_only else {config.build for config in configs} | {"default"}
         builds = compile_builds(app, options.version, needed)
         slugs = {name: app.slug(build) for name, build in builds.items()}
-        say(f"== {stack.name}: fork+exec cost of the background thread restart")
-        fork_exec = fork_exec_cost(app, slugs["default"], size.fork_exec_rounds)
-        for line in fork_exec.lines():
-            say(f"   {line}")
-        say(f"== {stack.name}: fork without exec: a child's work right after its fork, with and without the restart")
-        fork_exec.after_fork = after_fork_cost(app, slugs["default"], size.fork_exec_rounds)
-        for line in fork_exec.after_fork_lines():
-            say(f"   {line}")
+        # A fit run measures memory only: what the fork helper costs is the normal run's.
+        fork_exec = None if options.fit else measure_fork_costs(stack, app, slugs["default"], size)
         if options.fork_exec_only:
             return None
         batches = [[Slot(APPS[name], config, options.workers.get(name)) for config in configs_of(stack, name, configs)]
@@ -122,7 +128,7 @@ def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
     charted = report.chart(result, base.with_suffix(".png"))
     base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
     say(f"\n== {result.stack}: {result.total_seconds / 60:.0f} min in all")
-    for line in result.fork_exec.headed_lines():
+    for line in result.fork_exec.headed_lines() if result.fork_exec else []:
         say(f"   {line}")
     say("")
     say(report.tables(result, report.text_table))
@@ -206,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     apps = names(options.apps)
     if not apps or any(name not in APPS for name in apps):
         say(f"--apps takes a comma-separated list of: {', '.join(APPS)}")
+        return 2
+    if options.fit and options.fork_exec_only:
+        say("--fit measures memory only and --fork-exec-only the fork helper's cost only: give one of them")
         return 2
     workers = parse_workers(options.workers, options.fit)
     if workers is None:

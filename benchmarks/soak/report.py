@@ -134,7 +134,7 @@ def markdown(result: SoakResult, chart_name: str | None = None) -> str:
         f"(limit {2 * quota} MB); {result.machine.cpus} CPUs; jemalloc "
         f"{result.jemalloc_version}.",
         "",
-        *(f"- {line}" for line in result.fork_exec.headed_lines()),
+        *(f"- {line}" for line in (result.fork_exec.headed_lines() if result.fork_exec else [])),
         "",
     ]
     if chart_name:

@@ -316,7 +316,8 @@ class SoakResult(StackRun):
     # Per app name: what it is.
     apps: dict[str, str]
     configs: list[Config]
-    fork_exec: ForkExecCost
+    # None for a fit run, which measures memory only.
+    fork_exec: ForkExecCost | None
     summary: Summary
     runs: list[SoakRun]
 
@@ -332,9 +333,10 @@ class SoakResult(StackRun):
             "parameters": self.parameters.to_json(),
             "apps": self.apps,
             "configs": {config.name: config.to_json() for config in self.configs},
-            "fork_exec": self.fork_exec.to_json(),
-            "fork_exec_lines": self.fork_exec.lines(),
-            **({} if self.fork_exec.after_fork is None else {"after_fork_lines": self.fork_exec.after_fork_lines()}),
+            "fork_exec": None if self.fork_exec is None else self.fork_exec.to_json(),
+            **({} if self.fork_exec is None else {"fork_exec_lines": self.fork_exec.lines()}),
+            **({} if self.fork_exec is None or self.fork_exec.after_fork is None
+               else {"after_fork_lines": self.fork_exec.after_fork_lines()}),
             "summary": {app: {name: figures.to_json() for name, figures in per_config.items()}
                         for app, per_config in self.summary.items()},
             "runs": [run.to_json() for run in self.runs],
@@ -349,7 +351,7 @@ class SoakResult(StackRun):
             parameters=SoakParameters.from_json(data["parameters"]),
             apps=data["apps"],
             configs=[Config.from_json(name, config) for name, config in data["configs"].items()],
-            fork_exec=ForkExecCost.from_json(data["fork_exec"]),
+            fork_exec=None if data["fork_exec"] is None else ForkExecCost.from_json(data["fork_exec"]),
             summary={app: {name: ConfigFigures.from_json(figures) for name, figures in per_config.items()}
                      for app, per_config in data["summary"].items()},
             runs=[SoakRun.from_json(run) for run in data["runs"]],

@@ -387,14 +387,15 @@ def test_a_fit_run_says_what_the_same_workers_did_under_each_config():
     runs = [soak_run("glibc", 600 * MIB), soak_run("jemalloc", 300 * MIB), soak_run("peer-buildpack", 0, killed=True)]
     runs[0].figures.r14_seconds = 42.0
     configs = [SOAK_CONFIGS[name] for name in ("glibc", "jemalloc", "peer-buildpack")]
-    cost = ForkExecCost({"restart": [2.0], "no-restart": [1.0]}, {"restart": [1.0], "no-restart": [1.0]})
     result = SoakResult("heroku-26", "benchmarks/run --fit", "2026-01-01T00:00:00+00:00", "20260101T000000Z", 60.0,
                         Machine(2, "Linux"), "5.3.1", "image",
                         SoakParameters(600, 60, 1, (1.5, 4.0), 1, 512, "fit", {"sidekiq": 3}),
-                        {"sidekiq": "Sidekiq"}, configs, cost,
+                        {"sidekiq": "Sidekiq"}, configs, None,
                         soak_summarize(runs, ["sidekiq"], [config.name for config in configs], "glibc"), runs)
     again = SoakResult.from_json(json.loads(json.dumps(result.to_json())))
     assert again.parameters.workers == {"sidekiq": 3} and again.configs == configs
+    # A fit run measures memory only, not what the fork helper costs.
+    assert again.fork_exec is None and "fork+exec" not in soak_markdown(again)
     sentence = ("sidekiq: 3 workers ran for 10 min in 512 MB with the buildpack's default (0 s over quota); the same 3: "
                 "glibc over quota (R14) for 42 s; peer-buildpack went past twice the quota (R15: Heroku kills the dyno)")
     for text in (soak_tables(again, text_table), soak_markdown(again)):
