@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from common.smoke import run_benchmark
-from harness.stacks import selected_stacks
+from common.smoke import run_benchmark, smoke_stack
+from soak.apps import APPS
 from soak.configs import CONFIGS, DEFAULT_VERSION, FIT_CONFIGS
 from soak.report import fit_sentence
 from soak.results import SoakResult
@@ -22,18 +22,12 @@ from test_soak import (FORKED, assert_background_thread_in_forked_workers, asser
                        assert_live_data_and_overhead)
 
 WORKERS = {"sidekiq": 2, "puma": 3, "celery-prefork": 3, "celery-threads": 2}
-LANGUAGES = {"sidekiq": "ruby", "puma": "ruby", "celery-prefork": "python", "celery-threads": "python"}
-
-
-def fit_stack(option: str) -> str:
-    names = [stack.name for stack in selected_stacks(option)]
-    return "heroku-26" if "heroku-26" in names else names[0]
 
 
 @pytest.fixture(scope="module")
 def fit(request, tmp_path_factory):
     """The smoke-size fit run's typed result, its terminal output, and its stack."""
-    stack = fit_stack(request.config.getoption("--stack"))
+    stack = smoke_stack(request.config.getoption("--stack"), preferred="heroku-26")
     output_dir = tmp_path_factory.mktemp("fit-results")
     workers = ",".join(f"{app}={count}" for app, count in WORKERS.items())
     # arena2 is the soak smoke's and unit-tested config; the rest are what the fit run adds.
@@ -46,7 +40,7 @@ def fit(request, tmp_path_factory):
 
 
 def expected_configs(stack: str, app: str) -> list[str]:
-    return [name for name in FIT_CONFIGS if name != "arena2" and CONFIGS[name].applies_to(stack, LANGUAGES[app])]
+    return [name for name in FIT_CONFIGS if name != "arena2" and CONFIGS[name].applies_to(stack, APPS[app].language)]
 
 
 def test_the_fit_run_builds_the_version_users_get_and_records_the_workers(fit):

@@ -16,10 +16,11 @@ from harness.stacks import selected_stacks
 PYTHONPATH = f"{REPO / 'tests'}:{REPO / 'benchmarks'}"
 
 
-def smoke_stack(option: str) -> str:
-    """The stack to run a benchmark's smoke size on, of those --stack OPTION selects."""
+def smoke_stack(option: str, preferred: str = "heroku-24") -> str:
+    """The stack to run a benchmark's smoke size on, of those --stack OPTION selects: PREFERRED
+    when it is among them, else the first."""
     names = [stack.name for stack in selected_stacks(option)]
-    return "heroku-24" if "heroku-24" in names else names[0]
+    return preferred if preferred in names else names[0]
 
 
 def run_benchmark(module: str, stack: str, args: list[str], output_dir: Path,

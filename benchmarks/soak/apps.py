@@ -15,13 +15,13 @@ PACKAGES = ("python3", "ruby", "redis-server", "ruby-sidekiq", "puma", "ruby-rac
             "python3-redis")
 # Ubuntu's own jemalloc, for the config stack-libjemalloc2, where it means something.
 STACK_JEMALLOC_PACKAGE = "libjemalloc2"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+WEB_PORT = 5000
 
 
 def packages_for(stack: str) -> tuple[str, ...]:
     """The soak image's packages on STACK."""
     return PACKAGES + ((STACK_JEMALLOC_PACKAGE,) if stack in STACK_LIBJEMALLOC2.stacks else ())
-REDIS_URL = "redis://127.0.0.1:6379/0"
-WEB_PORT = 5000
 
 
 @dataclass(frozen=True)

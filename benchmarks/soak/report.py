@@ -79,6 +79,12 @@ def fit_table(per_config: dict[str, ConfigFigures], render: Render) -> str:
     return render(headings, rows)
 
 
+def fit_section(app: str, per_config: dict[str, ConfigFigures], parameters, render: Render) -> str:
+    """A fit run's finding for APP, then its table."""
+    return (fit_sentence(app, per_config, parameters.workers[app], parameters.quota_mib, parameters.load_seconds / 60)
+            + "\n\n" + fit_table(per_config, render))
+
+
 def details(per_config: dict[str, ConfigFigures], render: Render) -> str:
     minutes = [f"{minute}min" for minute in CHECKPOINT_MINUTES
                if any(f"{minute}min" in figures.checkpoints for figures in per_config.values())]
@@ -105,10 +111,8 @@ def tables(result: SoakResult, render: Render, title: Callable[[str], str] = lam
     for app, per_config in _apps(result):
         about = result.apps[app]
         if app in result.parameters.workers:
-            workers = result.parameters.workers[app]
-            parts.append(title(f"{app} ({about}), {workers} workers: the fit run") + "\n\n"
-                         + fit_sentence(app, per_config, workers, quota, result.parameters.load_seconds / 60)
-                         + "\n\n" + fit_table(per_config, render))
+            parts.append(title(f"{app} ({about}), {result.parameters.workers[app]} workers: the fit run") + "\n\n"
+                         + fit_section(app, per_config, result.parameters, render))
         parts.append(title(f"{app} ({about}): ratios to glibc, median of the rounds") + "\n\n"
                      + headline(per_config, quota, render))
         parts.append(title(f"{app}: dyno memory (PSS) and work, median [min-max]") + "\n\n"
@@ -141,10 +145,8 @@ def markdown(result: SoakResult, chart_name: str | None = None) -> str:
         lines += [f"![{result.stack}: dyno memory over time, first round]({chart_name})", ""]
     for app, per_config in _apps(result):
         if app in parameters.workers:
-            workers = parameters.workers[app]
-            lines += [f"**{app}** ({result.apps[app]}), {workers} workers: the fit run", "",
-                      fit_sentence(app, per_config, workers, quota, parameters.load_seconds / 60), "",
-                      fit_table(per_config, markdown_table), ""]
+            lines += [f"**{app}** ({result.apps[app]}), {parameters.workers[app]} workers: the fit run", "",
+                      fit_section(app, per_config, parameters, markdown_table), ""]
         lines += [f"**{app}** ({result.apps[app]}): ratios to glibc, median of the rounds", "",
                   headline(per_config, quota, markdown_table), ""]
     lines += ["<details><summary>Dyno memory (PSS) in MiB and work, median [min-max] of the rounds</summary>", ""]
