@@ -1,7 +1,7 @@
 """Benchmark images: a stack's run image plus packages from the stack's own Ubuntu archive.
 
-The benchmarks run the programs a Heroku app would run (Ubuntu's python3, ruby, Sidekiq, puma,
-Celery, Redis of that release) in the stack's run image; jemalloc comes only from the slug.
+The soak benchmark runs the programs a Heroku app would run (Ubuntu's python3, ruby, Sidekiq,
+puma, Celery, Redis of that release) in the stack's run image; jemalloc comes only from the slug.
 An image is reused while its run image and package list are unchanged.
 """
 

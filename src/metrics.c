@@ -330,11 +330,19 @@ log_line(const struct sample *sample)
 	(void)!write(STDERR_FILENO, line.data, line.length);
 }
 
+/* The file's name: this process's pid, NUL-terminated. */
+static void
+add_pid(struct text *text)
+{
+	add_number(text, (uint64_t)getpid());
+	text->data[text->length < sizeof(text->data) ? text->length : sizeof(text->data) - 1] = '\0';
+}
+
 /* Replaces METRICS_DIRECTORY/<pid> with the baseline and the latest sample, atomically (a
  * temporary file renamed over it), so that jemalloc-check reads one sample or the next. */
 static void
-publish(const struct sample *first, time_t first_at, const struct sample *last, time_t at,
-	uint64_t samples, uint64_t peak_resident)
+publish(uint64_t started, const struct sample *first, time_t first_at, const struct sample *last,
+	time_t at, uint64_t samples, uint64_t peak_resident)
 {
 	struct text file = {.length = 0};
 	struct text name = {.length = 0}, temporary = {.length = 0};
@@ -344,7 +352,7 @@ publish(const struct sample *first, time_t first_at, const struct sample *last, 
 
 	add_key(&file, "format", 1);
 	add_key(&file, "pid", (uint64_t)getpid());
-	add_key(&file, "starttime", start_time());
+	add_key(&file, "starttime", started);
 	add_key(&file, "interval", interval_seconds);
 	add_key(&file, "samples", samples);
 	add_key(&file, "first_at", (uint64_t)first_at);
@@ -361,8 +369,7 @@ publish(const struct sample *first, time_t first_at, const struct sample *last, 
 	if (file.length == sizeof(file.data)) {
 		return;
 	}
-	add_number(&name, (uint64_t)getpid());
-	name.data[name.length] = '\0';
+	add_pid(&name);
 	add(&temporary, ".");
 	add(&temporary, name.data);
 	add(&temporary, ".tmp");
@@ -400,8 +407,7 @@ unpublish(void)
 	struct text path = {.length = 0};
 
 	add(&path, METRICS_DIRECTORY "/");
-	add_number(&path, (uint64_t)getpid());
-	path.data[path.length] = '\0';
+	add_pid(&path);
 	(void)unlink(path.data);
 }
 
@@ -412,6 +418,8 @@ sample_every_interval(void *unused)
 	struct timespec next;
 	time_t first_at = 0;
 	uint64_t samples = 0, peak_resident = 0;
+	/* Once per thread: a forked child's thread reads its own. */
+	uint64_t started = start_time();
 
 	(void)unused;
 	unpublish();
@@ -437,7 +445,7 @@ sample_every_interval(void *unused)
 			peak_resident = last.resident;
 		}
 		log_line(&last);
-		publish(&first, first_at, &last, time(NULL), samples, peak_resident);
+		publish(started, &first, first_at, &last, time(NULL), samples, peak_resident);
 	}
 	return NULL;
 }

@@ -69,8 +69,8 @@ def table(stdout: str) -> tuple[str, dict[int, Row]]:
 
 
 # What jemalloc-check says when processes have jemalloc but none publishes figures.
-NO_FIGURES = ("memory: no figures (set JEMALLOC_METRICS=true and restart the dyno; a process publishes them "
-              "after one interval, 60 s by default)")
+NO_FIGURES = ("memory: no figures yet (with JEMALLOC_METRICS=true a process publishes them one interval after it "
+              "starts, 60 s by default; without it, set it and restart the dyno)")
 
 
 def truth(dyno, process: Process) -> str | None:

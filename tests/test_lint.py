@@ -9,10 +9,9 @@ from harness.paths import REPO
 def shell_scripts() -> list[str]:
     candidates = [*REPO.glob("bin/*"), *REPO.glob("lib/*.sh"), *REPO.glob("profile.d/*.sh"),
                   *REPO.glob("runtime/bin/*"), *REPO.glob("runtime/lib/*.sh"), *REPO.glob("scripts/*"), *REPO.glob("scripts/lib/*.sh"),
-                  *REPO.glob("stacks/*.sh"), *REPO.glob("tests/apps/*/bin/*"), REPO / ".ci" / "run",
+                  *REPO.glob("tests/stack-images/*.sh"), *REPO.glob("tests/apps/*/bin/*"), REPO / ".ci" / "run",
                   *REPO.glob("runtime/exec.d/*"), *REPO.glob("tests/buildpacks/*/bin/*"),
-                  REPO / "benchmarks" / "run", REPO / "benchmarks" / "run-synthetic",
-                  REPO / "benchmarks" / "realapp" / "side-by-side"]
+                  REPO / "benchmarks" / "run", REPO / "benchmarks" / "realapp" / "side-by-side"]
     return sorted(str(path.relative_to(REPO)) for path in candidates
                   if path.is_file() and path.read_text(errors="replace").startswith(("#!/usr/bin/env bash", "# shellcheck shell=sh")))
 

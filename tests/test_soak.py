@@ -34,8 +34,7 @@ def soak(request, tmp_path_factory):
     """The smoke-size soak benchmark's typed result, terminal output, JSON file and its JSON."""
     stack = smoke_stack(request.config.getoption("--stack"))
     output_dir = tmp_path_factory.mktemp("soak-results")
-    completed = run_benchmark("soak", stack, ["--size", "smoke", "--configs", ",".join(CONFIGS)], output_dir,
-                              timeout=1800)
+    completed = run_benchmark(stack, ["--size", "smoke", "--configs", ",".join(CONFIGS)], output_dir, timeout=1800)
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-6000:]
     results = list(output_dir.glob(f"*-{stack}-soak.json"))
     assert len(results) == 1, f"expected one JSON file in {list(output_dir.iterdir())}"

@@ -32,7 +32,7 @@ def fit(request, tmp_path_factory):
     workers = ",".join(f"{app}={count}" for app, count in WORKERS.items())
     # arena2 is the soak smoke's and unit-tested config; the rest are what the fit run adds.
     configs = ",".join(name for name in FIT_CONFIGS if name != "arena2")
-    completed = run_benchmark("soak", stack, ["--fit", "--size", "smoke", "--configs", configs, "--workers", workers],
+    completed = run_benchmark(stack, ["--fit", "--size", "smoke", "--configs", configs, "--workers", workers],
                               output_dir, timeout=2400)
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-6000:]
     (path,) = output_dir.glob(f"*-{stack}-soak.json")

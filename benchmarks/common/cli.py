@@ -1,5 +1,5 @@
-"""What the benchmarks' command lines share: options, the command recorded with the results, the
-machine and clock of a run, and the loop over the stacks."""
+"""The benchmark's command line: its options, the command recorded with the results, the machine
+and clock of a run, and the loop over the stacks."""
 
 from __future__ import annotations
 
@@ -62,25 +62,17 @@ def command_line(prog: str, argv: list[str] | None) -> str:
 class Machine:
     cpus: int | None
     platform: str
-    # Only the synthetic benchmark records the load averages.
-    load_average_start: tuple[float, ...] | None = None
-    load_average_end: tuple[float, ...] | None = None
 
     @classmethod
-    def here(cls, load_average_start: tuple[float, ...] | None = None) -> Machine:
-        return cls(os.cpu_count(), platform.platform(), load_average_start,
-                   os.getloadavg() if load_average_start is not None else None)
+    def here(cls) -> Machine:
+        return cls(os.cpu_count(), platform.platform())
 
     def to_json(self) -> dict:
-        data = {"cpus": self.cpus, "platform": self.platform}
-        if self.load_average_start is not None:
-            data.update(load_average_start=list(self.load_average_start),
-                        load_average_end=list(self.load_average_end or ()))
-        return data
+        return {"cpus": self.cpus, "platform": self.platform}
 
     @classmethod
     def from_json(cls, data: dict) -> Machine:
-        return cls(data["cpus"], data["platform"], data.get("load_average_start"), data.get("load_average_end"))
+        return cls(data["cpus"], data["platform"])
 
 
 @dataclass
@@ -138,7 +130,7 @@ def parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
 
 @dataclass
 class StackRun:
-    """What every benchmark's result of a stack starts with: which, how it was run, when, on what."""
+    """What a stack's result starts with: which benchmark, how it was run, when, on what."""
 
     stack: str
     command: str

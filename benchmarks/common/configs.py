@@ -35,10 +35,6 @@ class Config:
     limited_because: str = ""
 
     @property
-    def stock_build(self) -> bool:
-        return self.build == "stock"
-
-    @property
     def mapped_libraries(self) -> list[str]:
         """The jemalloc libraries each process of its dyno maps: the slug's, another, or none."""
         return [self.library or LIBRARY] if self.jemalloc else []
@@ -58,13 +54,12 @@ class Config:
 
     @classmethod
     def from_json(cls, name: str, data: dict) -> Config:
-        """A config as the benchmarks' JSON records it (to_json; older files: env, about, and build or
-        stock_build)."""
-        build = data.get("build") or ("stock" if data.get("stock_build") else "default")
+        """A config as the results' JSON records it (to_json; files written before the configs knew
+        their library and where they apply have only env, about and build)."""
         env = data["env"]
         library = data.get("library")
         jemalloc = env.get("JEMALLOC_ENABLED") == "true" or library is not None
-        return cls(name, env, jemalloc, data["about"], build, library, tuple(data.get("stacks", ())),
+        return cls(name, env, jemalloc, data["about"], data["build"], library, tuple(data.get("stacks", ())),
                    tuple(data.get("languages", ())), data.get("limited_because", ""))
 
 

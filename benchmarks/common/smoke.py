@@ -1,6 +1,6 @@
-"""The benchmarks as their smoke tests run them (tests/test_benchmark.py, tests/test_soak.py): on
-heroku-24 when it is among the selected stacks, else on the first one, in a subprocess started
-as benchmarks/run and benchmarks/run-synthetic start it."""
+"""The benchmark as its smoke tests run it (tests/test_soak.py, tests/test_soak_fit.py): on a
+preferred stack when it is among the selected ones, else on the first, in a subprocess started
+as benchmarks/run starts it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.paths import REPO
 from harness.stacks import selected_stacks
 
-# What benchmarks/run and benchmarks/run-synthetic put on the path: the harness, and benchmarks/.
+# What benchmarks/run puts on the path: the harness, and benchmarks/.
 PYTHONPATH = f"{REPO / 'tests'}:{REPO / 'benchmarks'}"
 
 
@@ -23,10 +23,9 @@ def smoke_stack(option: str, preferred: str = "heroku-24") -> str:
     return preferred if preferred in names else names[0]
 
 
-def run_benchmark(module: str, stack: str, args: list[str], output_dir: Path,
-                  timeout: float) -> subprocess.CompletedProcess:
-    """`python -m MODULE --stack STACK ARGS --output-dir OUTPUT_DIR` (MODULE: soak or synthetic)."""
+def run_benchmark(stack: str, args: list[str], output_dir: Path, timeout: float) -> subprocess.CompletedProcess:
+    """`python -m soak --stack STACK ARGS --output-dir OUTPUT_DIR`."""
     return subprocess.run(
-        [sys.executable, "-m", module, "--stack", stack, *args, "--output-dir", str(output_dir)],
+        [sys.executable, "-m", "soak", "--stack", stack, *args, "--output-dir", str(output_dir)],
         env={**os.environ, "PYTHONPATH": PYTHONPATH}, capture_output=True, text=True, timeout=timeout,
     )

@@ -1,4 +1,4 @@
-"""The benchmarks' tables: the same rows rendered for the terminal or in Markdown."""
+"""The benchmark's tables: the same rows rendered for the terminal or in Markdown."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The soak benchmark: real worker apps (Sidekiq, puma in cluster mode, Celery) in dyno-sized
 containers under minutes of steady load, per allocator config. `benchmarks/run` runs it.
 
-configs   the allocator configs (config vars, shared with the synthetic benchmark: common.configs)
+configs   the allocator configs (config vars, built on common.configs)
           and the run sizes
 results   the typed results: a dyno's run, a config's figures, the fork+exec cost, a stack's result
 apps      the real apps: process types of benchmarks/realapp and how to load them

@@ -77,6 +77,10 @@ def _read(path: str) -> str | None:
         return None
 
 
+# /proc/PID/stat states of a process that has exited (zombie) or is being reaped.
+EXITED_STATES = ("Z", "X", "x")
+
+
 def _stat_fields(stat: str) -> list[str]:
     """The fields of /proc/PID/stat after the command name (which may hold spaces and parens):
     [0] is the stat file's field 3 (state), [1] field 4 (ppid), [11] and [12] fields 14 and 15."""
@@ -193,6 +197,10 @@ class DynoSampler:
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         if comm == "docker-init":
             # The container's init: Heroku's dyno has its own, outside the app's memory.
+            return None
+        if _stat_fields(stat)[0] in EXITED_STATES or not maps:
+            # Exiting: its memory, command line and environment are gone, and the record kept
+            # from when it ran is the one to judge it by.
             return None
         ppid = int(_stat_fields(stat)[1])
         mapped = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()

@@ -645,6 +645,6 @@ render::processes() {
 		render::memory_line "$2" "$i"
 	done
 	if ((with > 0 && figures == 0)); then
-		printf '%s\n' "memory: no figures (set JEMALLOC_METRICS=true and restart the dyno; a process publishes them after one interval, 60 s by default)"
+		printf '%s\n' "memory: no figures yet (with JEMALLOC_METRICS=true a process publishes them one interval after it starts, 60 s by default; without it, set it and restart the dyno)"
 	fi
 }

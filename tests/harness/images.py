@@ -51,7 +51,9 @@ KEYRING_DEB_URL = f"{ARCHIVE}/pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.
 KEYRING_DEB_SHA256 = "36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8"
 # Bookworm's debootstrap has no script for noble and later; gutsy's works for them.
 DEBOOTSTRAP_SCRIPTS = {"noble": "gutsy", "resolute": "gutsy"}
-RECIPE_FILES = [REPO / "stacks" / "install-packages.sh", REPO / "stacks" / "finish-image.sh"]
+# The shell half of the recipe, run inside the image as it is built.
+RECIPE_DIR = REPO / "tests" / "stack-images"
+RECIPE_FILES = [RECIPE_DIR / "install-packages.sh", RECIPE_DIR / "finish-image.sh"]
 
 IMAGE_BUILD_TIMEOUT = 30 * 60
 # Every program of an emulated image's build runs under qemu-user: the arm64 stand-in's layers
@@ -269,7 +271,7 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
         result = docker(
             "run", "--platform", stack.platform, "--name", container, "--label", BUILDER_LABEL, "--user", "root",
             "--network", "host",
-            "--volume", f"{REPO / 'stacks'}:/recipe:ro",
+            "--volume", f"{RECIPE_DIR}:/recipe:ro",
             "--volume", f"{SHARED / 'stacks'}:/lists:ro",
             parent, "bash", "-c", " && ".join(steps),
             check=False, timeout=EMULATED_IMAGE_BUILD_TIMEOUT if _emulated(stack) else IMAGE_BUILD_TIMEOUT,

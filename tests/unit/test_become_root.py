@@ -1,7 +1,7 @@
-"""The project's commands (scripts/demo, scripts/test, benchmarks/run, benchmarks/run-synthetic)
-run as the README writes them, without sudo: as another user they re-run themselves under sudo,
-keeping the settings given in the environment, and without sudo they say in one line what to do.
-As root they go on at once (CI runs scripts/test so, on a machine without sudo)."""
+"""The project's commands (scripts/demo, scripts/test, benchmarks/run) run as the README writes
+them, without sudo: as another user they re-run themselves under sudo, keeping the settings
+given in the environment, and without sudo they say in one line what to do. As root they go on
+at once (CI runs scripts/test so, on a machine without sudo)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from harness.paths import REPO
 
-COMMANDS = ["scripts/demo", "scripts/test", "benchmarks/run", "benchmarks/run-synthetic"]
+COMMANDS = ["scripts/demo", "scripts/test", "benchmarks/run"]
 # What the scripts use before they would need root.
 TOOLS = ["bash", "env", "id", "dirname", "basename", "realpath", "cat"]
 NOBODY = 65534

@@ -1,15 +1,18 @@
-"""The benchmarks' pure parts: spreads, tables, configs, the parsing of what workloads and
-scripts print, the summaries and the typed results' JSON (benchmarks/common, synthetic, soak)."""
+"""The soak benchmark's pure parts: spreads, tables, configs, the parsing of what its scripts
+print, the summaries, the typed results' JSON and the feeder's job mix (benchmarks/common, soak,
+load)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 
 import pytest
 
-from common.cli import Machine
-from common.configs import JEMALLOC, Config, is_malloc_conf, names
+from common.cli import Machine, StackRun
+from common.configs import JEMALLOC, JEMALLOC_STOCK, Config, candidate, is_malloc_conf, names
 from common.stats import Spread, spread
 from common.tables import cell, markdown_table, text_table
 from harness.paths import REPO
@@ -29,11 +32,6 @@ from soak.results import (AfterForkCost, ForkExecCost, ProcessFigures, RunFigure
                           SoakRun)
 from soak.runner import load_for
 from soak.sampler import DynoSampler, ProcessRecord
-from synthetic.builds import make_seconds, parse_build_info
-from synthetic.configs import CONFIGS, SIZES, candidate, expected_options
-from synthetic.report import markdown_report, tables
-from synthetic.results import BenchmarkImages, BuildFigures, StackResult, WorkerRun
-from synthetic.stats import summarize
 
 MIB = 1024 * 1024
 
@@ -56,111 +54,28 @@ def test_tables_render_the_same_rows_for_the_terminal_and_markdown():
     assert markdown_table(["a", "bb"], [["ccc", "d"]]) == "| a | bb |\n|---|---|\n| ccc | d |"
 
 
-def test_configs_of_both_benchmarks_share_the_main_ones():
-    assert CONFIGS["jemalloc"] is SOAK_CONFIGS["jemalloc"] is JEMALLOC
-    assert CONFIGS["jemalloc-stock"].stock_build and not CONFIGS["jemalloc"].stock_build
-    # The synthetic candidates run on the stock build, the soak's on the default build.
-    assert candidate("x", "narenas:1").build == "stock"
+def test_the_soak_runs_the_shared_configs_and_every_config_reads_back_from_its_json():
+    assert SOAK_CONFIGS["jemalloc"] is JEMALLOC and SOAK_CONFIGS["jemalloc-stock"] is JEMALLOC_STOCK
+    assert (JEMALLOC_STOCK.build, JEMALLOC.build) == ("stock", "default")
+    stock_candidate = candidate("c", "narenas:1", "stock", "narenas:1 on the stock build")
+    assert stock_candidate == Config("c", {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "narenas:1"}, True,
+                                     "narenas:1 on the stock build", "stock")
+    # The soak's candidates amend the buildpack's default, so they run on the default build.
     assert soak_candidate("narenas:1") == Config("jemalloc+narenas:1",
                                                  {"JEMALLOC_ENABLED": "true", "MALLOC_CONF": "narenas:1"}, True,
                                                  SOAK_CONFIGS["jemalloc+narenas:1"].about)
-    for config in (*CONFIGS.values(), *SOAK_CONFIGS.values()):
+    for config in (stock_candidate, *SOAK_CONFIGS.values()):
         assert Config.from_json(config.name, config.to_json()) == config
         if config.library is None and not config.stacks:
             # As results written before the configs knew their library and stacks record them.
-            recorded = {"env": config.env, "about": config.about}
-            assert Config.from_json(config.name, {**recorded, "build": config.build}) == config
-            assert Config.from_json(config.name, {**recorded, "stock_build": config.stock_build}) == config
+            recorded = {"env": config.env, "about": config.about, "build": config.build}
+            assert Config.from_json(config.name, recorded) == config
 
 
 def test_option_lists_and_malloc_confs_are_parsed():
     assert names(" glibc, jemalloc ,,") == ["glibc", "jemalloc"]
     assert is_malloc_conf("narenas:1,dirty_decay_ms:500")
     assert not is_malloc_conf("narenas=1") and not is_malloc_conf("narenas:1,")
-
-
-def test_the_expected_jemalloc_options_are_the_compiled_defaults_then_malloc_conf():
-    config = candidate("c", "narenas:1,tcache:false")
-    assert expected_options("narenas:2,background_thread:true,dirty_decay_ms:1000", config) == {
-        "narenas": 1, "background_thread": True, "dirty_decay_ms": 1000}
-    assert expected_options("", JEMALLOC) == {}
-
-
-def test_build_info_and_the_make_time_are_read_from_the_buildpack():
-    assert parse_build_info("version=5.3.0\ndefault_malloc_conf=narenas:2\nnoise\n") == {
-        "version": "5.3.0", "default_malloc_conf": "narenas:2"}
-    assert make_seconds("-----> Built in 42 s") == 42 and make_seconds("nothing") is None
-
-
-def worker_line(language: str, peak: int, wall: float, **overrides) -> str:
-    data = {
-        "language": language, "runtime": f"{language} 3", "threads": 2, "jobs": 20, "seed": 1, "objects_per_job": 400,
-        "io_waits": 2, "io_wait_ms": 1, "idle_seconds": 1.0, "baseline_rss_bytes": 10 * MIB, "peak_rss_bytes": peak,
-        "steady_rss_bytes": peak - MIB, "after_work_rss_bytes": peak - 2 * MIB, "live_heap_bytes": 3 * MIB,
-        "heap_detail": {}, "wall_seconds": wall, "cpu_seconds": wall * 2, "objects_built": 8000,
-        "payload_length_sum": 1, "jemalloc": None, "jemalloc_options": None,
-        "environment": {"LD_PRELOAD": None, "MALLOC_ARENA_MAX": None, "MALLOC_CONF": None}, "samples": 3,
-        "series": [[0.0, 10 * MIB]], **overrides,
-    }
-    return json.dumps(data)
-
-
-def test_a_workers_line_is_parsed_and_a_missing_figure_is_an_error():
-    run = WorkerRun.from_line(worker_line("python", 100 * MIB, 1.0), config="glibc", round=2)
-    assert (run.config, run.round, run.peak_rss_bytes) == ("glibc", 2, 100 * MIB)
-    assert run.allocator_overhead_bytes == 98 * MIB - 10 * MIB - 3 * MIB
-    data = json.loads(worker_line("python", MIB, 1.0))
-    del data["peak_rss_bytes"]
-    with pytest.raises(ValueError, match="peak_rss_bytes"):
-        WorkerRun.from_line(json.dumps(data))
-
-
-def synthetic_result() -> StackResult:
-    configs = [CONFIGS["glibc"], CONFIGS["jemalloc"]]
-    runs = [WorkerRun.from_line(worker_line("python", peak, wall), config=config, round=round_number)
-            for round_number, (glibc, jemalloc) in enumerate([(200, 100), (220, 100)])
-            for config, peak, wall in (("glibc", glibc * MIB, 2.0), ("jemalloc", jemalloc * MIB, 1.0))]
-    build = BuildFigures("5.3.0", "jemalloc-5.3.0.tar.bz2", 30.0, 20, 2.0, True, 900_000, 300_000,
-                         {"version": "5.3.0"}, "cold", "warm")
-    return StackResult("heroku-24", "benchmarks/run-synthetic", "2026-01-01T00:00:00+00:00", "20260101T000000Z",
-                       60.0, Machine(2, "Linux", (1.0, 1.0, 1.0), (1.0, 1.0, 1.0)),
-                       BenchmarkImages("run", "bench", "build", False), SIZES["smoke"], configs, build,
-                       summarize(runs, configs, ["python"]), runs)
-
-
-def test_the_synthetic_summary_pairs_ratios_by_round_and_counts_workers_per_dyno():
-    summary = synthetic_result().summary["python"]
-    jemalloc = summary["jemalloc"]
-    assert jemalloc.figures["peak_rss_bytes"] == Spread(100 * MIB, 100 * MIB, 100 * MIB, 2)
-    assert jemalloc.ratio_to_glibc["peak_rss_bytes"] == Spread((0.5 + 100 / 220) / 2, 100 / 220, 0.5, 2)
-    assert jemalloc.workers_per_512mb == 5 and summary["glibc"].workers_per_512mb == 2
-    assert jemalloc.ratio_to_glibc["workers_per_512mb"] == 2.5
-
-
-def test_the_synthetic_result_keeps_its_json_keys_and_reads_back():
-    result = synthetic_result()
-    data = json.loads(json.dumps(result.to_json()))
-    assert list(data) == ["benchmark", "stack", "command", "started", "timestamp", "total_seconds", "machine",
-                          "images", "parameters", "configs", "build", "summary", "runs"]
-    assert data["benchmark"] == "memory" and "stock_compile_seconds" not in data["build"]
-    assert data["configs"]["jemalloc"]["stock_build"] is False
-    assert list(data["summary"]["python"]["jemalloc"])[-5:] == [
-        "cpu_seconds", "allocator_overhead_bytes", "workers_per_512mb", "ratio_to_glibc", "runtime"]
-    assert data["parameters"] == {"threads": 2, "jobs": 20, "repetitions": 1, "idle": 1.0, "seed": 1}
-    again = StackResult.from_json(data)
-    assert again.summary == result.summary and again.runs == result.runs and again.build == result.build
-    assert json.loads(json.dumps(again.to_json())) == data
-
-
-def test_the_synthetic_report_has_the_headline_and_each_languages_tables():
-    result = synthetic_result()
-    text = tables(result.summary, text_table)
-    assert "RSS and wall time as a ratio to glibc" in text and "python (python 3): median [min-max]" in text
-    markdown = markdown_report(result)
-    assert markdown.startswith("### heroku-24\n")
-    # The headline shows the medians alone, the ratios table their range too.
-    assert "| jemalloc | 0.47 | 0.47 | 0.48 | 0.50 | 5 |" in markdown
-    assert "| jemalloc | 0.48 [0.45-0.50] | 0.47 [0.45-0.50] | 0.47 [0.45-0.49] | 0.50 [0.50-0.50] | 0.50 [0.50-0.50] | 2.50 |" in markdown
 
 
 def test_the_fork_exec_measurements_are_parsed_from_the_script():
@@ -310,7 +225,11 @@ def test_the_soak_result_keeps_its_json_keys_reads_back_and_renders():
                         {"sidekiq": "Sidekiq"}, configs, cost,
                         soak_summarize(runs, ["sidekiq"], [config.name for config in configs], "glibc"), runs)
     data = json.loads(json.dumps(result.to_json()))
-    assert data["machine"] == {"cpus": 2, "platform": "Linux"}
+    assert list(data)[:7] == ["benchmark", "stack", "command", "started", "timestamp", "total_seconds", "machine"]
+    assert data["benchmark"] == "soak" and data["machine"] == {"cpus": 2, "platform": "Linux"}
+    # A results file of another benchmark (its "benchmark" key says which) is refused, not misread.
+    with pytest.raises(ValueError, match="not a result of the soak benchmark: memory"):
+        StackRun.header_from_json({**data, "benchmark": "memory"}, "soak")
     assert data["runs"][2] == {"app": "sidekiq", "config": "arena2", "round": 0, "killed": True, "oom_killed": True,
                                "log_tail": "killed", "feeder": ["x"]}
     assert data["runs"][0]["killed"] is False and data["runs"][0]["failures"] == 0
@@ -356,7 +275,8 @@ def test_the_peer_configs_run_where_they_mean_something():
     assert not mimalloc.applies_to("heroku-24", "python")
     assert "libjemalloc2" in packages_for("heroku-26") and "libjemalloc2" not in packages_for("heroku-24")
     # What each process must map: the slug's jemalloc, Ubuntu's, or none.
-    assert SOAK_CONFIGS["peer-buildpack"].mapped_libraries == [LIBRARY] and SOAK_CONFIGS["peer-buildpack"].stock_build
+    assert SOAK_CONFIGS["peer-buildpack"].mapped_libraries == [LIBRARY]
+    assert SOAK_CONFIGS["peer-buildpack"].build == "stock"
     assert stack_library.mapped_libraries == ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"]
     assert mimalloc.mapped_libraries == [] and not mimalloc.slug_jemalloc and not stack_library.slug_jemalloc
     assert SOAK_CONFIGS["jemalloc-no-fork-helper"].env["JEMALLOC_BACKGROUND_THREAD_AFTER_FORK"] == "false"
@@ -381,6 +301,28 @@ def test_a_process_on_another_allocator_or_without_the_configs_vars_is_a_problem
                         "PID 8 (celery worker) runs with PYTHONMALLOC='(unset)', expected 'mimalloc'"]
     sampler.processes.pop(8)
     assert sampler.allocator_problems(SOAK_CONFIGS["pymalloc-mimalloc"]) == []
+
+
+def test_a_process_that_exits_between_two_reads_keeps_the_record_from_when_it_ran():
+    # A zombie: its maps, command line and environment read empty, as in a dyno whose worker
+    # has just exited; judged by that, it would be a process "without jemalloc".
+    sampler = DynoSampler.__new__(DynoSampler)
+    sampler.processes = {}
+    child = subprocess.Popen(["sleep", "0"])
+    try:
+        deadline = time.monotonic() + 10
+        while not open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].startswith(" Z"):
+            assert time.monotonic() < deadline, "the child did not become a zombie"
+            time.sleep(0.01)
+        running = ProcessRecord(child.pid, os.getpid(), "celery", "celery worker", [LIBRARY],
+                                environment={"JEMALLOC_ENABLED": "true"})
+        sampler.processes[child.pid] = running
+        assert sampler._discover(child.pid, time.time()) is None
+        sampler._refresh(running)
+        assert sampler.processes[child.pid].mapped == [LIBRARY]
+        assert sampler.processes[child.pid].cmdline == "celery worker"
+    finally:
+        child.wait()
 
 
 def test_a_fit_run_says_what_the_same_workers_did_under_each_config():

@@ -281,8 +281,8 @@ def processes_text(*entries: dict) -> str:
     return done.stdout
 
 
-NO_FIGURES = ("memory: no figures (set JEMALLOC_METRICS=true and restart the dyno; a process publishes them "
-              "after one interval, 60 s by default)")
+NO_FIGURES = ("memory: no figures yet (with JEMALLOC_METRICS=true a process publishes them one interval after it "
+              "starts, 60 s by default; without it, set it and restart the dyno)")
 
 
 def test_the_table_shows_live_and_resident_and_a_memory_line_for_each_process_with_figures():
