@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import shutil
 import sys
+from pathlib import Path
 
 from harness import images
 from harness.stacks import Stack
@@ -20,6 +21,7 @@ from stack_image import run_image_with
 from common import cli
 from common.cli import Clock, Machine, say
 from common.configs import is_malloc_conf, names
+from common.errors import BenchmarkError
 
 from . import report
 from .analysis import summarize
@@ -81,28 +83,49 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
             batches = [[slot for batch in batches for slot in batch]]
         # Each app's configs side by side, up to the concurrency, so that they share the machine's conditions.
         chunks = [batch[first:first + per_batch] for batch in batches for first in range(0, len(batch), per_batch)]
-        for round_number in range(size.repetitions):
-            for chunk in chunks:
-                batch = [Slot(slot.app, slot.config, slot.workers) for slot in chunk]
-                labels = ", ".join(f"{slot.app.name}/{slot.config.name}" for slot in batch)
-                if options.workers:
-                    labels += " with " + ", ".join(sorted({f"{slot.app.name} {slot.workers} workers" for slot in batch}))
-                say(f"== {stack.name}: round {round_number + 1}/{size.repetitions}: {labels} "
-                    f"({size.load_seconds / 60:g} min load + {size.idle_seconds} s idle)")
-                for run in run_batch(batch, app, slugs, image, size, options.seed, options.quota, round_number):
-                    runs.append(run)
-                    if run.killed:
-                        say(f"   {run.app:<15} {run.config:<28} KILLED "
-                            f"({'out of memory at twice the quota: R15' if run.oom_killed else 'exited'})")
-                        continue
-                    figures = run.figures
-                    say(f"   {run.app:<15} {run.config:<28} steady {figures.steady_pss / 2**20:6.0f} MiB"
-                        f"  peak {figures.peak_pss / 2**20:6.0f}  after idle {figures.after_idle_pss / 2**20:6.0f}"
-                        f"  slope {figures.slope_mib_per_min or 0:+6.2f} MiB/min  R14 {figures.r14_seconds:5.0f} s"
-                        f"  workers/dyno {figures.workers_fit}  jobs {figures.jobs_done}")
+        try:
+            run_rounds(stack, chunks, app, slugs, image, size, options, runs)
+        except BenchmarkError as error:
+            if not runs:
+                raise
+            # An hour of figures is not lost to a failure in the last batch.
+            finished = [name for name in apps if any(run.app == name for run in runs)]
+            partial = result_of(stack, clock, command, options, size, image, finished, configs, fork_exec, runs)
+            path = write_result(partial, options, suffix="-partial")
+            raise BenchmarkError(f"{error}\n   the {len(runs)} runs that finished before it: {path}") from error
     finally:
         app.cleanup()
         shutil.rmtree(source_root, ignore_errors=True)
+    return result_of(stack, clock, command, options, size, image, apps, configs, fork_exec, runs)
+
+
+def run_rounds(stack: Stack, chunks: list[list[Slot]], app, slugs: dict, image: str, size: Size,
+               options: argparse.Namespace, runs: list) -> None:
+    """Runs the batches of every round, adding each finished run to RUNS as its batch ends."""
+    for round_number in range(size.repetitions):
+        for chunk in chunks:
+            batch = [Slot(slot.app, slot.config, slot.workers) for slot in chunk]
+            labels = ", ".join(f"{slot.app.name}/{slot.config.name}" for slot in batch)
+            if options.workers:
+                labels += " with " + ", ".join(sorted({f"{slot.app.name} {slot.workers} workers" for slot in batch}))
+            say(f"== {stack.name}: round {round_number + 1}/{size.repetitions}: {labels} "
+                f"({size.load_seconds / 60:g} min load + {size.idle_seconds} s idle)")
+            for run in run_batch(batch, app, slugs, image, size, options.seed, options.quota, round_number):
+                runs.append(run)
+                if run.killed:
+                    say(f"   {run.app:<15} {run.config:<28} KILLED "
+                        f"({'out of memory at twice the quota: R15' if run.oom_killed else 'exited'})")
+                    continue
+                figures = run.figures
+                say(f"   {run.app:<15} {run.config:<28} steady {figures.steady_pss / 2**20:6.0f} MiB"
+                    f"  peak {figures.peak_pss / 2**20:6.0f}  after idle {figures.after_idle_pss / 2**20:6.0f}"
+                    f"  slope {figures.slope_mib_per_min or 0:+6.2f} MiB/min  R14 {figures.r14_seconds:5.0f} s"
+                    f"  workers/dyno {figures.workers_fit}  jobs {figures.jobs_done}")
+
+
+def result_of(stack: Stack, clock: Clock, command: str, options: argparse.Namespace, size: Size, image: str,
+              apps: list[str], configs: list[Config], fork_exec: ForkExecCost | None, runs: list) -> SoakResult:
+    """The stack's result: RUNS of APPS."""
     return SoakResult(
         **cli.header(clock, stack, command, Machine.here()),
         jemalloc_version=options.version,
@@ -118,15 +141,22 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
     )
 
 
-def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
-    """The result's JSON file, Markdown and chart, and its tables on the terminal."""
-    if result is None:
-        return
-    base = options.output_dir / f"{result.timestamp}-{result.stack}-soak"
+def write_result(result: SoakResult, options: argparse.Namespace, suffix: str = "") -> Path:
+    """The result's JSON file, its Markdown and chart beside it; the JSON file's path."""
+    base = options.output_dir / f"{result.timestamp}-{result.stack}-soak{suffix}"
     json_path = base.with_suffix(".json")
     cli.write_json(json_path, result.to_json())
     charted = report.chart(result, base.with_suffix(".png"))
     base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
+    return json_path
+
+
+def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
+    """The result's JSON file, Markdown and chart, and its tables on the terminal."""
+    if result is None:
+        return
+    json_path = write_result(result, options)
+    charted = json_path.with_suffix(".png").exists()
     say(f"\n== {result.stack}: {result.total_seconds / 60:.0f} min in all")
     for line in result.fork_exec.headed_lines() if result.fork_exec else []:
         say(f"   {line}")

@@ -4,6 +4,7 @@ load)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -11,12 +12,15 @@ import time
 
 import pytest
 
-from common.cli import Machine, StackRun
+from common.cli import Clock, Machine, StackRun
 from common.configs import JEMALLOC, JEMALLOC_STOCK, Config, candidate, is_malloc_conf, names
 from common.stats import Spread, spread
 from common.tables import cell, markdown_table, text_table
 from harness.paths import REPO
-from soak.__main__ import parse_workers
+from harness.stacks import selected_stacks
+from soak.__main__ import parse_workers, write_result
+from soak.__main__ import result_of as soak_result_of
+from soak.configs import SIZES as SOAK_SIZES
 from soak.analysis import summarize as soak_summarize
 from soak.apps import APPS as SOAK_APPS
 from soak.apps import packages_for
@@ -301,6 +305,20 @@ def test_a_process_on_another_allocator_or_without_the_configs_vars_is_a_problem
                         "PID 8 (celery worker) runs with PYTHONMALLOC='(unset)', expected 'mimalloc'"]
     sampler.processes.pop(8)
     assert sampler.allocator_problems(SOAK_CONFIGS["pymalloc-mimalloc"]) == []
+
+
+def test_a_run_that_fails_in_a_later_batch_keeps_the_finished_apps_in_a_partial_file(tmp_path):
+    options = argparse.Namespace(version="5.3.1", quota=512, size="fit", seed=1, workers={"sidekiq": 3, "puma": 8},
+                                 output_dir=tmp_path)
+    configs = [SOAK_CONFIGS["glibc"], SOAK_CONFIGS["jemalloc"]]
+    runs = [soak_run("glibc", 400 * MIB), soak_run("jemalloc", 200 * MIB)]
+    partial = soak_result_of(selected_stacks("heroku-24")[0], Clock(), "benchmarks/run --fit", options,
+                             SOAK_SIZES["fit"], "image", ["sidekiq"], configs, None, runs)
+    path = write_result(partial, options, suffix="-partial")
+    assert path.name.endswith("-heroku-24-soak-partial.json") and path.with_suffix(".md").exists()
+    again = SoakResult.from_json(json.loads(path.read_text()))
+    assert list(again.apps) == ["sidekiq"] and again.parameters.workers == {"sidekiq": 3}
+    assert [run.config for run in again.runs] == ["glibc", "jemalloc"]
 
 
 def test_a_process_that_exits_between_two_reads_keeps_the_record_from_when_it_ran():
