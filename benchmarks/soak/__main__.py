@@ -91,7 +91,7 @@ def benchmark_stack(stack: Stack, apps: list[str], configs: list[Config], size: 
             # An hour of figures is not lost to a failure in the last batch.
             finished = [name for name in apps if any(run.app == name for run in runs)]
             partial = result_of(stack, clock, command, options, size, image, finished, configs, fork_exec, runs)
-            path = write_result(partial, options, suffix="-partial")
+            path, _ = write_result(partial, options, suffix="-partial")
             raise BenchmarkError(f"{error}\n   the {len(runs)} runs that finished before it: {path}") from error
     finally:
         app.cleanup()
@@ -141,22 +141,22 @@ def result_of(stack: Stack, clock: Clock, command: str, options: argparse.Namesp
     )
 
 
-def write_result(result: SoakResult, options: argparse.Namespace, suffix: str = "") -> Path:
-    """The result's JSON file, its Markdown and chart beside it; the JSON file's path."""
+def write_result(result: SoakResult, options: argparse.Namespace, suffix: str = "") -> tuple[Path, bool]:
+    """The result's JSON file, its Markdown and chart beside it; the JSON file's path, and whether
+    there was a chart to draw."""
     base = options.output_dir / f"{result.timestamp}-{result.stack}-soak{suffix}"
     json_path = base.with_suffix(".json")
     cli.write_json(json_path, result.to_json())
     charted = report.chart(result, base.with_suffix(".png"))
     base.with_suffix(".md").write_text(report.markdown(result, base.with_suffix(".png").name if charted else None))
-    return json_path
+    return json_path, charted
 
 
 def publish(result: SoakResult | None, options: argparse.Namespace) -> None:
     """The result's JSON file, Markdown and chart, and its tables on the terminal."""
     if result is None:
         return
-    json_path = write_result(result, options)
-    charted = json_path.with_suffix(".png").exists()
+    json_path, charted = write_result(result, options)
     say(f"\n== {result.stack}: {result.total_seconds / 60:.0f} min in all")
     for line in result.fork_exec.headed_lines() if result.fork_exec else []:
         say(f"   {line}")

@@ -198,11 +198,12 @@ class DynoSampler:
         if comm == "docker-init":
             # The container's init: Heroku's dyno has its own, outside the app's memory.
             return None
-        if _stat_fields(stat)[0] in EXITED_STATES or not maps:
+        fields = _stat_fields(stat)
+        if fields[0] in EXITED_STATES or not maps:
             # Exiting: its memory, command line and environment are gone, and the record kept
             # from when it ran is the one to judge it by.
             return None
-        ppid = int(_stat_fields(stat)[1])
+        ppid = int(fields[1])
         mapped = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()
                          if len(line.split(maxsplit=5)) == 6 and "libjemalloc" in line})
         cpu_ms = _cpu_ms(stat) or 0

@@ -314,7 +314,7 @@ def test_a_run_that_fails_in_a_later_batch_keeps_the_finished_apps_in_a_partial_
     runs = [soak_run("glibc", 400 * MIB), soak_run("jemalloc", 200 * MIB)]
     partial = soak_result_of(selected_stacks("heroku-24")[0], Clock(), "benchmarks/run --fit", options,
                              SOAK_SIZES["fit"], "image", ["sidekiq"], configs, None, runs)
-    path = write_result(partial, options, suffix="-partial")
+    path, _ = write_result(partial, options, suffix="-partial")
     assert path.name.endswith("-heroku-24-soak-partial.json") and path.with_suffix(".md").exists()
     again = SoakResult.from_json(json.loads(path.read_text()))
     assert list(again.apps) == ["sidekiq"] and again.parameters.workers == {"sidekiq": 3}
