@@ -39,6 +39,28 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("stack_name", names, scope="session")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadscope` (scripts/test) keeps each stack's tests in one worker (harness.scheduling)."""
+    if config.getvalue("dist") == "loadscope":
+        from harness.scheduling import StackScheduling
+
+        return StackScheduling(config, log)
+    return None
+
+
+def pytest_sessionfinish(session):
+    # In a worker of pytest-xdist: its compiles go to the controller, which prints them all.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["compiles"] = compiles.to_json()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    compiles.add_json(getattr(node, "workeroutput", {}).get("compiles", "[]"))
+
+
 def pytest_terminal_summary(terminalreporter):
     lines = compiles.summary()
     if lines:

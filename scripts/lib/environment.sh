@@ -7,6 +7,7 @@ ENVIRONMENT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENVIRONMENT_VENV="${ENVIRONMENT_ROOT}/.venv"
 ENVIRONMENT_STARTED_DOCKERD_PID=""
 ENVIRONMENT_REGISTERED_BINFMT=""
+ENVIRONMENT_BACKGROUND_PIDS=()
 # The arm64 tests run aarch64 programs under qemu-user. The entry has the F (fix-binary) flag:
 # the kernel opens the emulator once, at registration, so it also runs programs inside chroots
 # and containers, which do not have it (Debian's own entry, flags PF, needs it inside them).
@@ -111,8 +112,37 @@ environment::enable_arm64_emulation() {
 	ENVIRONMENT_REGISTERED_BINFMT="${ENVIRONMENT_BINFMT_DIR}/${ENVIRONMENT_BINFMT_NAME}"
 }
 
+# A job that runs beside the caller (the arm64 tier beside the stack tier) and must not outlive
+# it, nor the engine and emulation it uses: stop_started_services stops it before them.
+# Usage: environment::start_background LOG COMMAND... (sets ENVIRONMENT_BACKGROUND_PID)
+environment::start_background() {
+	local log="$1"
+	shift
+	"$@" >"$log" 2>&1 &
+	ENVIRONMENT_BACKGROUND_PID=$!
+	ENVIRONMENT_BACKGROUND_PIDS+=("$ENVIRONMENT_BACKGROUND_PID")
+}
+
+# Waits for a job of start_background, which then has nothing left to stop, and returns its status.
+# Usage: environment::wait_background PID
+environment::wait_background() {
+	local pid="$1" status=0 kept=() other
+	wait "$pid" || status=$?
+	for other in "${ENVIRONMENT_BACKGROUND_PIDS[@]}"; do
+		[[ "$other" == "$pid" ]] || kept+=("$other")
+	done
+	ENVIRONMENT_BACKGROUND_PIDS=("${kept[@]}")
+	return "$status"
+}
+
 # Usage: environment::stop_started_services
 environment::stop_started_services() {
+	local pid
+	for pid in "${ENVIRONMENT_BACKGROUND_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	ENVIRONMENT_BACKGROUND_PIDS=()
 	if [[ -n "$ENVIRONMENT_REGISTERED_BINFMT" ]]; then
 		echo -1 >"$ENVIRONMENT_REGISTERED_BINFMT" 2>/dev/null || true
 		ENVIRONMENT_REGISTERED_BINFMT=""

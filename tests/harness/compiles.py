@@ -6,6 +6,8 @@ entry rebuilt, a fault in the middle of a build).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from collections import defaultdict
@@ -33,6 +35,16 @@ def record(platform: str, stack: str, output: str, seconds: float) -> None:
     if match:
         test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
         RECORDED.append(Compile(platform, stack, match[1], match[2], seconds, test))
+
+
+def to_json() -> str:
+    """The compiles recorded in this process, for another one (a pytest-xdist worker's controller)."""
+    return json.dumps([dataclasses.asdict(compiled) for compiled in RECORDED])
+
+
+def add_json(text: str) -> None:
+    """Record the compiles another process recorded (to_json's TEXT)."""
+    RECORDED.extend(Compile(**fields) for fields in json.loads(text))
 
 
 def summary(compiles: list[Compile] | None = None) -> list[str]:

@@ -184,3 +184,29 @@ def test_the_summary_counts_compiles_and_names_each_build_compiled_twice():
         "  classic heroku-24 5.3.0 (cache key aaaa) 2 times: test_a 60s, test_b 30s",
     ]
     assert summary([]) == []
+
+
+def test_a_workers_compiles_reach_the_controller_unchanged():
+    from harness.compiles import RECORDED, Compile, add_json, to_json
+
+    before = len(RECORDED)
+    compiled = Compile("cnb", "heroku-26", "5.3.1", "bbbb", 42.5, "tests/test_cnb.py::test_x[heroku-26]")
+    RECORDED.append(compiled)
+    shipped = to_json()
+    del RECORDED[before:]
+    add_json(shipped)
+    assert RECORDED[-1] == compiled
+    del RECORDED[before:]
+
+
+def test_a_stacks_tests_are_one_unit_of_work_and_a_test_of_no_stack_goes_with_its_module():
+    from harness.scheduling import scope_of
+
+    assert scope_of("tests/test_shim.py::test_x[heroku-24]") == "heroku-24"
+    assert scope_of("tests/test_faults.py::test_cache[heroku-24-read-only]") == "heroku-24"
+    assert scope_of("tests/test_cnb.py::TestRebuild::test_y[heroku-26-5.3.0]") == "heroku-26"
+    assert scope_of("tests/test_arm64.py::test_z[debian-trixie-arm64]") == "debian-trixie-arm64"
+    # A parameter that only begins like a stack's name is not that stack.
+    assert scope_of("tests/test_soak.py::test_w[heroku-240]") == "tests/test_soak.py"
+    assert scope_of("tests/test_soak.py::test_w[puma]") == "tests/test_soak.py"
+    assert scope_of("tests/test_lint.py::test_v") == "tests/test_lint.py"
