@@ -12,7 +12,7 @@ import hashlib
 import os
 from contextlib import contextmanager
 
-from harness.docker import docker, image_label, remove_container
+from harness.docker import docker, image_id, image_label, remove_container, remove_replaced_image
 from harness.images import BUILDER_LABEL, StackImages, commit_image
 from harness.paths import CACHE
 
@@ -53,6 +53,7 @@ def run_image_with(stack_images: StackImages, name: str, packages: tuple[str, ..
         if image_label(tag, KEY_LABEL) == key:
             return tag
         say(f"   building {tag}: {stack_images.run} + {' '.join(packages)} from Ubuntu {stack.ubuntu_suite}")
+        previous = image_id(tag)
         container = f"jemalloc-buildpack-{name}-image-{stack.name}-{os.getpid()}"
         remove_container(container)
         try:
@@ -67,6 +68,5 @@ def run_image_with(stack_images: StackImages, name: str, packages: tuple[str, ..
             commit_image(container, tag, stack.default_user, KEY_LABEL, key, timeout=5 * 60)
         finally:
             remove_container(container)
-        # The image this one replaced, now untagged.
-        docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False, timeout=300)
+        remove_replaced_image(previous, tag)
         return tag

@@ -33,13 +33,15 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
 
 
 def workers(sampler: DynoSampler) -> tuple[list, list]:
-    """The dyno's worker processes and the rest. Workers are the leaves of its process tree that
-    are not shells and lived through at least half of the run."""
+    """The dyno's worker processes and the rest. Workers are the processes that lived through at
+    least half of the run, are not shells, and have no child that did too. A passing child (a
+    worker's fork for a subprocess, seen between its fork and its exec) leaves its parent a
+    worker: a Celery threads worker on heroku-24 was once left out for one."""
     records = list(sampler.processes.values())
-    parents = {record.ppid for record in records}
     longest = max((record.samples for record in records), default=0)
-    leaves = [record for record in records
-              if record.pid not in parents and record.comm not in SHELLS and record.samples * 2 >= longest]
+    lasting = [record for record in records if record.samples * 2 >= longest]
+    parents = {record.ppid for record in lasting}
+    leaves = [record for record in lasting if record.pid not in parents and record.comm not in SHELLS]
     rest = [record for record in records if record not in leaves]
     return leaves, rest
 

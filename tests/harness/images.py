@@ -31,8 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import (HOST_ARCHITECTURE, DockerError, docker, image_exists, image_label, image_platform, remove_container,
-                     run_once)
+from .docker import (HOST_ARCHITECTURE, DockerError, docker, emulated_options, image_exists, image_id, image_label,
+                     image_platform, remove_container, remove_replaced_image, run_once)
 from .paths import CACHE, REPO, SHARED
 from .stacks import Stack
 
@@ -137,14 +137,14 @@ def _ensure_local(stack: Stack, kind: str) -> None:
     if image_label(tag, KEY_LABEL) == key and image_platform(tag) == stack.platform:
         return
     _log(f"building {tag}")
+    previous = image_id(tag)
     started = time.monotonic()
     if kind == "base":
         _build_base(stack, tag, key)
     else:
         _build_layer(stack, kind, tag, key)
     _log(f"built {tag} in {time.monotonic() - started:.0f}s")
-    # The image this one replaced is now untagged: drop it rather than let rebuilds fill the disk.
-    docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False, timeout=300)
+    remove_replaced_image(previous, tag)
 
 
 def _emulated(stack: Stack) -> bool:
@@ -269,7 +269,8 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
         with log.open("a") as output:
             output.write(f"$ docker run {parent}: {' && '.join(steps)}\n")
         result = docker(
-            "run", "--platform", stack.platform, "--name", container, "--label", BUILDER_LABEL, "--user", "root",
+            "run", *(emulated_options(stack.platform) if _emulated(stack) else ["--platform", stack.platform]),
+            "--name", container, "--label", BUILDER_LABEL, "--user", "root",
             "--network", "host",
             "--volume", f"{RECIPE_DIR}:/recipe:ro",
             "--volume", f"{SHARED / 'stacks'}:/lists:ro",

@@ -49,7 +49,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import docker, image_label
+from .docker import docker, image_id, image_label, remove_replaced_image
 from .images import StackImages
 from .paths import MACHINE_CACHE, REPO, SHARED
 
@@ -305,6 +305,7 @@ def builder(stack_images: StackImages) -> Builder:
         uid = gid = stack.default_uid
         if image_label(tag, KEY_LABEL) != key:
             _log(f"making {tag}")
+            previous = image_id(tag)
             with tempfile.TemporaryDirectory(prefix="jemalloc-buildpack-builder-") as context:
                 cnb = Path(context) / "cnb"
                 shutil.copytree(binaries, cnb / "lifecycle", symlinks=True)
@@ -330,7 +331,6 @@ def builder(stack_images: StackImages) -> Builder:
                        "--build-arg", f"BUILD_IMAGE={stack_images.build}",
                        "--build-arg", f"STACK_ID={stack.name}", "--build-arg", f"UID={uid}",
                        "--build-arg", f"GID={gid}", "--build-arg", f"KEY={key}", context, timeout=10 * 60)
-            # The image this one replaced is now untagged: drop it.
-            docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False, timeout=300)
+            remove_replaced_image(previous, tag)
         _builders[stack.name] = Builder(tag, stack_images, run_image, uid, gid)
         return _builders[stack.name]

@@ -22,6 +22,7 @@ from soak.__main__ import parse_workers, write_result
 from soak.__main__ import result_of as soak_result_of
 from soak.configs import SIZES as SOAK_SIZES
 from soak.analysis import summarize as soak_summarize
+from soak.analysis import workers as soak_workers
 from soak.apps import APPS as SOAK_APPS
 from soak.apps import packages_for
 from soak.configs import CONFIGS as SOAK_CONFIGS
@@ -305,6 +306,25 @@ def test_a_process_on_another_allocator_or_without_the_configs_vars_is_a_problem
                         "PID 8 (celery worker) runs with PYTHONMALLOC='(unset)', expected 'mimalloc'"]
     sampler.processes.pop(8)
     assert sampler.allocator_problems(SOAK_CONFIGS["pymalloc-mimalloc"]) == []
+
+
+def test_a_passing_child_of_a_worker_leaves_its_parent_a_worker():
+    # As seen in a Celery threads worker on heroku-24: a fork of the worker, sampled for a few
+    # seconds before its exec, under a shell that started the worker.
+    sampler = DynoSampler.__new__(DynoSampler)
+    sampler.processes = {
+        5: ProcessRecord(5, 1, "bash", "bash -c celery worker", [], samples=80),
+        6: ProcessRecord(6, 5, "python3", "celery worker --pool threads", [LIBRARY], samples=80),
+        9: ProcessRecord(9, 6, "python3", "celery worker --pool threads", [LIBRARY], samples=3),
+    }
+    found, rest = soak_workers(sampler)
+    assert [record.pid for record in found] == [6]
+    assert sorted(record.pid for record in rest) == [5, 9]
+    # A child that lives as long as the run is the worker, and its parent the master.
+    sampler.processes[9].samples = 79
+    found, rest = soak_workers(sampler)
+    assert [record.pid for record in found] == [9]
+    assert sorted(record.pid for record in rest) == [5, 6]
 
 
 def test_a_run_that_fails_in_a_later_batch_keeps_the_finished_apps_in_a_partial_file(tmp_path):
