@@ -68,5 +68,5 @@ def run_image_with(stack_images: StackImages, name: str, packages: tuple[str, ..
             commit_image(container, tag, stack.default_user, KEY_LABEL, key, timeout=5 * 60)
         finally:
             remove_container(container)
-        remove_replaced_image(previous, tag)
+        remove_replaced_image(previous)
         return tag

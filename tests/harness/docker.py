@@ -106,14 +106,12 @@ def architecture_options(image: str) -> list[str]:
     emulated container's CPU weight (EMULATED_CPU_SHARES). [] for the host's own."""
     if image not in _architecture_options:
         platform = image_platform(image)
-        foreign = platform is not None and platform != f"linux/{HOST_ARCHITECTURE}"
-        _architecture_options[image] = emulated_options(platform) if foreign else []
+        if platform is None:
+            return []  # No such image (yet): `docker run` says so; nothing to remember.
+        foreign = platform != f"linux/{HOST_ARCHITECTURE}"
+        _architecture_options[image] = (["--platform", platform, "--cpu-shares", str(EMULATED_CPU_SHARES)]
+                                        if foreign else [])
     return _architecture_options[image]
-
-
-def emulated_options(platform: str) -> list[str]:
-    """`docker run` options for a container of PLATFORM, another architecture than the host's."""
-    return ["--platform", platform, "--cpu-shares", str(EMULATED_CPU_SHARES)]
 
 
 def image_id(image: str) -> str | None:
@@ -122,11 +120,12 @@ def image_id(image: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def remove_replaced_image(previous_id: str | None, tag: str) -> None:
-    """Remove the image that TAG named before a rebuild (PREVIOUS_ID), now untagged, rather than
-    let rebuilds fill the disk. Only that image: a `docker image prune` here would race with a
-    build in another process, whose new image is untagged for a moment before it is tagged."""
-    if previous_id is None or previous_id == image_id(tag):
+def remove_replaced_image(previous_id: str | None) -> None:
+    """Remove the image a tag named before its rebuild (PREVIOUS_ID, from image_id) once no tag
+    names it, rather than let rebuilds fill the disk. Only that image: a `docker image prune`
+    here would race with a build in another process, whose new image is untagged for a moment
+    before it is tagged."""
+    if previous_id is None:
         return
     tags = docker("image", "inspect", "--format", "{{len .RepoTags}}", previous_id, check=False)
     if tags.returncode == 0 and tags.stdout.strip() == "0":

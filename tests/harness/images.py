@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .docker import (HOST_ARCHITECTURE, DockerError, docker, emulated_options, image_exists, image_id, image_label,
+from .docker import (HOST_ARCHITECTURE, DockerError, architecture_options, docker, image_exists, image_id, image_label,
                      image_platform, remove_container, remove_replaced_image, run_once)
 from .paths import CACHE, REPO, SHARED
 from .stacks import Stack
@@ -144,7 +144,7 @@ def _ensure_local(stack: Stack, kind: str) -> None:
     else:
         _build_layer(stack, kind, tag, key)
     _log(f"built {tag} in {time.monotonic() - started:.0f}s")
-    remove_replaced_image(previous, tag)
+    remove_replaced_image(previous)
 
 
 def _emulated(stack: Stack) -> bool:
@@ -269,8 +269,7 @@ def _build_layer(stack: Stack, kind: str, tag: str, key: str) -> None:
         with log.open("a") as output:
             output.write(f"$ docker run {parent}: {' && '.join(steps)}\n")
         result = docker(
-            "run", *(emulated_options(stack.platform) if _emulated(stack) else ["--platform", stack.platform]),
-            "--name", container, "--label", BUILDER_LABEL, "--user", "root",
+            "run", *architecture_options(parent), "--name", container, "--label", BUILDER_LABEL, "--user", "root",
             "--network", "host",
             "--volume", f"{RECIPE_DIR}:/recipe:ro",
             "--volume", f"{SHARED / 'stacks'}:/lists:ro",

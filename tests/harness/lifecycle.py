@@ -331,6 +331,6 @@ def builder(stack_images: StackImages) -> Builder:
                        "--build-arg", f"BUILD_IMAGE={stack_images.build}",
                        "--build-arg", f"STACK_ID={stack.name}", "--build-arg", f"UID={uid}",
                        "--build-arg", f"GID={gid}", "--build-arg", f"KEY={key}", context, timeout=10 * 60)
-            remove_replaced_image(previous, tag)
+            remove_replaced_image(previous)
         _builders[stack.name] = Builder(tag, stack_images, run_image, uid, gid)
         return _builders[stack.name]
