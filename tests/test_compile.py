@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from harness.compiles import BUILDING
 from harness.faults import mini_config, mini_source
 from harness.paths import APP_PREFIX, LIBRARY, LIBRARY_FILE, SHIM, WRAPPER
 from harness.stacks import BUILD_LOGIC_STACKS
@@ -114,9 +115,9 @@ def test_a_changed_checksum_is_a_cache_miss(built_app, source_config, source_ser
 # (harness.faults), which goes through every step of a real build in a second.
 
 def built_key(build) -> str:
-    match = re.search(r"^-----> Building jemalloc \S+ \(cache key ([0-9a-f]+)\)$", build.stdout, re.MULTILINE)
+    match = BUILDING.search(build.stdout)
     assert match, build.output
-    return match[1]
+    return match[2]
 
 
 @pytest.mark.stacks(*BUILD_LOGIC_STACKS)
